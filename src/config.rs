@@ -1,0 +1,286 @@
+//! Broker configuration: command-line flags, `TIDELOG_<FLAG>` environment variables and an
+//! optional TOML file (`--config`), merged in that order of precedence over built-in defaults.
+//!
+//! Every value is validated here, so that a bad one ends the process with a one-line error
+//! naming it (exit code 2) before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Tidelog: a Kafka-compatible message broker.
+#[derive(Debug, Parser)]
+#[command(name = "tidelog", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML file with any of the settings below (keys as the flags, with `_` for `-`:
+    /// `listen`, `data_dir`, ...). Flags and environment variables override it.
+    #[arg(long, env = "TIDELOG_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Address to accept Kafka clients on [default: 127.0.0.1:9092]
+    #[arg(long, env = "TIDELOG_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// Address given to clients in Metadata [default: the listen address]
+    #[arg(long, env = "TIDELOG_ADVERTISED", value_name = "HOST:PORT")]
+    pub advertised: Option<String>,
+
+    /// Directory holding the topics' logs and the metadata log [default: ./data]
+    #[arg(long, env = "TIDELOG_DATA_DIR", value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Number of shards, each a thread pinned to a core [default: the number of cores]
+    #[arg(long, env = "TIDELOG_SHARDS", value_name = "N")]
+    pub shards: Option<usize>,
+
+    /// This broker's node id [default: 1]
+    #[arg(long, env = "TIDELOG_NODE_ID", value_name = "N")]
+    pub node_id: Option<i32>,
+
+    /// Partitions of a topic created without a partition count, or automatically [default: 1]
+    #[arg(long, env = "TIDELOG_DEFAULT_PARTITIONS", value_name = "N")]
+    pub default_partitions: Option<i32>,
+
+    /// Create unknown topics when a client asks for them in Metadata [default: true]
+    #[arg(long, env = "TIDELOG_AUTO_CREATE_TOPICS", value_name = "BOOL")]
+    pub auto_create_topics: Option<bool>,
+
+    /// Log filter: error, warn, info, debug, trace, or a tracing filter [default: info]
+    #[arg(long, env = "TIDELOG_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Largest request frame accepted, in bytes (`socket.request.max.bytes`) [default: 104857600]
+    #[arg(long, env = "TIDELOG_MAX_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_request_bytes: Option<u32>,
+
+    /// I/O engine for log segments: auto, uring or portable [default: auto]
+    #[arg(long, env = "TIDELOG_IO_ENGINE", value_name = "ENGINE")]
+    pub io_engine: Option<String>,
+}
+
+/// The TOML file's shape: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    advertised: Option<String>,
+    data_dir: Option<PathBuf>,
+    shards: Option<usize>,
+    node_id: Option<i32>,
+    default_partitions: Option<i32>,
+    auto_create_topics: Option<bool>,
+    log_level: Option<String>,
+    max_request_bytes: Option<u32>,
+    io_engine: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoEngineChoice {
+    Auto,
+    Uring,
+    Portable,
+}
+
+/// The validated configuration the broker runs with.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub data_dir: PathBuf,
+    pub shard_count: usize,
+    pub node_id: i32,
+    pub default_partitions: i32,
+    pub auto_create_topics: bool,
+    pub log_level: String,
+    pub max_request_bytes: u32,
+    pub io_engine: IoEngineChoice,
+    /// Requests of one connection being handled at once before reading pauses.
+    pub max_inflight_requests_per_connection: usize,
+    /// `max.incremental.fetch.session.cache.slots`, per shard.
+    pub fetch_session_cache_slots: usize,
+}
+
+/// A setting with a bad value: the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {name}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub reason: String,
+}
+
+fn bad(name: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl BrokerConfig {
+    /// Merges flags/environment (already in `cli`) over the file over the defaults.
+    pub fn from_cli(cli: Cli) -> Result<BrokerConfig, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    let detail = e.message().replace('\n', " ");
+                    bad("--config", format!("{}: {detail}", path.display()))
+                })?
+            }
+            None => FileConfig::default(),
+        };
+
+        let listen_text = cli
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:9092".to_string());
+        let listen = resolve_addr(&listen_text).map_err(|reason| bad("--listen", reason))?;
+
+        let (advertised_host, advertised_port) = match cli.advertised.or(file.advertised) {
+            Some(text) => split_host_port(&text).map_err(|reason| bad("--advertised", reason))?,
+            None => {
+                let (host, port) = split_host_port(&listen_text).map_err(|r| bad("--listen", r))?;
+                // Clients cannot connect to a wildcard address: advertise loopback instead.
+                let host = if host == "0.0.0.0" || host == "::" || host == "[::]" {
+                    "127.0.0.1".to_string()
+                } else {
+                    host
+                };
+                (host, port)
+            }
+        };
+
+        let shard_count = match cli.shards.or(file.shards) {
+            Some(0) => return Err(bad("--shards", "must be at least 1")),
+            Some(n) if n > 1024 => return Err(bad("--shards", "must be at most 1024")),
+            Some(n) => n,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        };
+
+        let node_id = cli.node_id.or(file.node_id).unwrap_or(1);
+        if node_id < 0 {
+            return Err(bad("--node-id", "must not be negative"));
+        }
+        let default_partitions = cli.default_partitions.or(file.default_partitions).unwrap_or(1);
+        if !(1..=100_000).contains(&default_partitions) {
+            return Err(bad("--default-partitions", "must be between 1 and 100000"));
+        }
+        let max_request_bytes = cli
+            .max_request_bytes
+            .or(file.max_request_bytes)
+            .unwrap_or(100 * 1024 * 1024);
+        if max_request_bytes < 1024 {
+            return Err(bad("--max-request-bytes", "must be at least 1024"));
+        }
+        let log_level = cli
+            .log_level
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".to_string());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(bad("--log-level", format!("'{log_level}' is not a log filter")));
+        }
+        let io_engine = match cli
+            .io_engine
+            .or(file.io_engine)
+            .as_deref()
+            .unwrap_or("auto")
+        {
+            "auto" => IoEngineChoice::Auto,
+            "uring" | "io_uring" => IoEngineChoice::Uring,
+            "portable" => IoEngineChoice::Portable,
+            other => {
+                return Err(bad(
+                    "--io-engine",
+                    format!("'{other}' is not one of auto, uring, portable"),
+                ))
+            }
+        };
+
+        Ok(BrokerConfig {
+            listen,
+            advertised_host,
+            advertised_port,
+            data_dir: cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("data")),
+            shard_count,
+            node_id,
+            default_partitions,
+            auto_create_topics: cli
+                .auto_create_topics
+                .or(file.auto_create_topics)
+                .unwrap_or(true),
+            log_level,
+            max_request_bytes,
+            io_engine,
+            max_inflight_requests_per_connection: 256,
+            fetch_session_cache_slots: 1000,
+        })
+    }
+}
+
+fn split_host_port(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{text}' is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' is not a port number"))?;
+    if host.is_empty() {
+        return Err(format!("'{text}' has no host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    split_host_port(text)?;
+    text.to_socket_addrs()
+        .map_err(|e| format!("'{text}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{text}' resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<BrokerConfig, ConfigError> {
+        let mut full = vec!["tidelog"];
+        full.extend_from_slice(args);
+        BrokerConfig::from_cli(Cli::try_parse_from(full).expect("flags parse"))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert_eq!(config.default_partitions, 1);
+        assert!(config.auto_create_topics);
+        assert_eq!(config.advertised_port, 9092);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let err = parse(&["--shards", "0"]).unwrap_err();
+        assert_eq!(err.name, "--shards");
+        let err = parse(&["--listen", "nonsense"]).unwrap_err();
+        assert_eq!(err.name, "--listen");
+        let err = parse(&["--io-engine", "fast"]).unwrap_err();
+        assert_eq!(err.name, "--io-engine");
+    }
+
+    #[test]
+    fn wildcard_listen_advertises_loopback() {
+        let config = parse(&["--listen", "0.0.0.0:19092"]).unwrap();
+        assert_eq!(config.advertised_host, "127.0.0.1");
+        assert_eq!(config.advertised_port, 19092);
+    }
+}

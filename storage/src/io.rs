@@ -1,0 +1,424 @@
+//! The per-shard I/O driver: positional writes, reads and fdatasync on segment files.
+//!
+//! Two engines behind one interface: io_uring (one ring per shard; completions are reaped by one
+//! local task woken through an eventfd registered with the ring) and a portable engine
+//! (positional I/O on tokio's blocking pool) for where io_uring cannot be set up. Buffers and
+//! files of in-flight operations are owned by the driver until the kernel completes them, so a
+//! dropped future never leaves the kernel writing into freed memory.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fs::File;
+use std::future::Future;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use io_uring::{opcode, squeue, types, IoUring};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// Submission queue entries per ring. Completions queue is twice that (kernel default), and
+/// the kernel does not drop completions past it (IORING_FEAT_NODROP), so this only bounds
+/// how many operations are submitted per `submit` call.
+const RING_ENTRIES: u32 = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoEngine {
+    /// io_uring if it can be set up, else portable (said once in the log).
+    Auto,
+    Uring,
+    Portable,
+}
+
+pub struct IoDriver {
+    engine: Engine,
+}
+
+enum Engine {
+    Uring(Rc<Uring>),
+    Portable,
+}
+
+impl IoDriver {
+    /// Creates the driver. Must be called inside a tokio current-thread runtime with a
+    /// `LocalSet` (the uring engine spawns its completion reaper with `spawn_local`).
+    /// `Uring` fails if the ring cannot be set up; `Auto` falls back to portable.
+    pub fn new(engine: IoEngine) -> std::io::Result<Rc<IoDriver>> {
+        let engine = match engine {
+            IoEngine::Portable => Engine::Portable,
+            IoEngine::Uring => Engine::Uring(Uring::start()?),
+            IoEngine::Auto => match Uring::start() {
+                Ok(uring) => Engine::Uring(uring),
+                Err(error) => {
+                    // Every shard builds a driver; one line per process is enough.
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    WARNED.call_once(|| {
+                        tracing::warn!(
+                            %error,
+                            "io_uring unavailable; segment I/O uses the portable engine (blocking pool)"
+                        )
+                    });
+                    Engine::Portable
+                }
+            },
+        };
+        Ok(Rc::new(IoDriver { engine }))
+    }
+
+    /// "io_uring" or "portable".
+    pub fn engine_name(&self) -> &'static str {
+        match self.engine {
+            Engine::Uring(_) => "io_uring",
+            Engine::Portable => "portable",
+        }
+    }
+
+    /// Writes all of `buf` at `offset` (retrying short writes).
+    pub async fn write_at(&self, file: &Rc<File>, offset: u64, buf: Bytes) -> std::io::Result<()> {
+        match &self.engine {
+            Engine::Uring(uring) => {
+                let mut written = 0usize;
+                while written < buf.len() {
+                    let chunk = buf.slice(written..);
+                    // Lengths above u32 are split; the kernel caps a single write anyway.
+                    let len = chunk.len().min(u32::MAX as usize >> 1) as u32;
+                    let entry = opcode::Write::new(types::Fd(file.as_raw_fd()), chunk.as_ptr(), len)
+                        .offset(offset + written as u64)
+                        .build();
+                    let (result, _) =
+                        submit(uring, entry, OpBuf::Write(chunk), file.clone()).await?;
+                    if result == 0 {
+                        return Err(std::io::ErrorKind::WriteZero.into());
+                    }
+                    written += result;
+                }
+                Ok(())
+            }
+            Engine::Portable => {
+                let file = file.try_clone()?;
+                blocking(move || file.write_all_at(&buf, offset)).await
+            }
+        }
+    }
+
+    /// Reads up to `len` bytes at `offset`; shorter only at end of file.
+    pub async fn read_at(&self, file: &Rc<File>, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        match &self.engine {
+            Engine::Uring(uring) => {
+                let mut buf = BytesMut::with_capacity(len);
+                while buf.len() < len {
+                    let filled = buf.len();
+                    let want = (len - filled).min(u32::MAX as usize >> 1) as u32;
+                    // SAFETY of the pointer: the BytesMut moves into the in-flight table and
+                    // its heap allocation does not move while the kernel fills it.
+                    let ptr = unsafe { buf.as_mut_ptr().add(filled) };
+                    let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), ptr, want)
+                        .offset(offset + filled as u64)
+                        .build();
+                    let (result, back) =
+                        submit(uring, entry, OpBuf::Read(buf), file.clone()).await?;
+                    let OpBuf::Read(mut back) = back else {
+                        unreachable!("a read op hands back its read buffer")
+                    };
+                    // SAFETY: the kernel initialised `result` bytes after `filled`.
+                    unsafe { back.set_len(filled + result) };
+                    buf = back;
+                    if result == 0 {
+                        break; // end of file
+                    }
+                }
+                Ok(buf.freeze())
+            }
+            Engine::Portable => {
+                let file = file.try_clone()?;
+                blocking(move || {
+                    let mut buf = vec![0u8; len];
+                    let mut filled = 0usize;
+                    while filled < len {
+                        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                            Ok(0) => break,
+                            Ok(n) => filled += n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    buf.truncate(filled);
+                    Ok(Bytes::from(buf))
+                })
+                .await
+            }
+        }
+    }
+
+    /// fdatasync of `file`.
+    pub async fn fdatasync(&self, file: &Rc<File>) -> std::io::Result<()> {
+        match &self.engine {
+            Engine::Uring(uring) => {
+                let entry = opcode::Fsync::new(types::Fd(file.as_raw_fd()))
+                    .flags(types::FsyncFlags::DATASYNC)
+                    .build();
+                submit(uring, entry, OpBuf::None, file.clone()).await?;
+                Ok(())
+            }
+            Engine::Portable => {
+                let file = file.try_clone()?;
+                blocking(move || file.sync_data()).await
+            }
+        }
+    }
+}
+
+/// Runs `work` on tokio's blocking pool. The file it uses is a `dup` of the caller's, so a
+/// dropped future cannot close a descriptor the blocking thread still uses.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join_error) => Err(std::io::Error::other(join_error)),
+    }
+}
+
+/// What an in-flight operation keeps alive until its completion arrives.
+enum OpBuf {
+    None,
+    /// Held only so the kernel's source bytes outlive the write.
+    Write(#[allow(dead_code)] Bytes),
+    Read(BytesMut),
+}
+
+enum OpState {
+    /// Submitted; the waker of the future waiting for it, if it was polled.
+    Pending(Option<Waker>),
+    /// Completed with this `cqe.result()`.
+    Done(i32),
+    /// The future was dropped before completion; the reaper frees the entry when the kernel is
+    /// done with the buffer.
+    Abandoned,
+}
+
+struct Op {
+    state: OpState,
+    buf: OpBuf,
+    _file: Rc<File>,
+}
+
+struct Uring {
+    ring: RefCell<IoUring>,
+    ops: RefCell<HashMap<u64, Op>>,
+    next_user_data: Cell<u64>,
+    eventfd: AsyncFd<OwnedFd>,
+}
+
+impl Uring {
+    fn start() -> std::io::Result<Rc<Uring>> {
+        let ring = IoUring::new(RING_ENTRIES)?;
+        // SAFETY: plain syscall; the result is checked before use.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor we own.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(raw) };
+        ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        let uring = Rc::new(Uring {
+            ring: RefCell::new(ring),
+            ops: RefCell::new(HashMap::new()),
+            next_user_data: Cell::new(1),
+            // SAFETY: the eventfd is owned by the AsyncFd and closed only when it drops.
+            eventfd: unsafe { AsyncFd::register_with_interest(eventfd, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)?,
+        });
+        // The reaper holds a weak reference so a dropped driver is not kept alive by it.
+        let weak = Rc::downgrade(&uring);
+        tokio::task::spawn_local(async move {
+            loop {
+                let Some(uring) = weak.upgrade() else { return };
+                let readable = uring.eventfd.readable().await;
+                let Ok(mut guard) = readable else {
+                    tracing::error!("io_uring eventfd failed; completions stop");
+                    return;
+                };
+                // Reset the eventfd counter before draining so a completion posted during the
+                // drain raises a fresh edge.
+                let mut counter = [0u8; 8];
+                // SAFETY: reading 8 bytes into a local buffer from a nonblocking eventfd.
+                unsafe {
+                    libc::read(
+                        guard.get_inner().as_raw_fd(),
+                        counter.as_mut_ptr().cast(),
+                        counter.len(),
+                    )
+                };
+                guard.clear_ready();
+                drop(guard);
+                uring.reap();
+            }
+        });
+        Ok(uring)
+    }
+
+    /// Drains the completion queue, recording results and waking their futures.
+    fn reap(&self) {
+        let mut wakers = Vec::new();
+        {
+            let mut ring = self.ring.borrow_mut();
+            let mut ops = self.ops.borrow_mut();
+            for cqe in ring.completion() {
+                let user_data = cqe.user_data();
+                let Some(op) = ops.get_mut(&user_data) else {
+                    continue;
+                };
+                match std::mem::replace(&mut op.state, OpState::Done(cqe.result())) {
+                    OpState::Pending(waker) => wakers.extend(waker),
+                    OpState::Abandoned => {
+                        ops.remove(&user_data);
+                    }
+                    OpState::Done(_) => {}
+                }
+            }
+        }
+        // Woken outside the borrows: a waker may run code that submits again.
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Queues `entry` and submits it to the kernel without waiting.
+    fn push(&self, entry: squeue::Entry, buf: OpBuf, file: Rc<File>) -> std::io::Result<u64> {
+        let user_data = self.next_user_data.get();
+        self.next_user_data.set(user_data.wrapping_add(1));
+        let entry = entry.user_data(user_data);
+        let mut ring = self.ring.borrow_mut();
+        // SAFETY: the buffer and file the entry points to move into `ops` below and stay there
+        // until the completion for `user_data` is reaped.
+        let pushed = unsafe { ring.submission().push(&entry).is_ok() };
+        if !pushed {
+            // Queue full: hand the queued entries to the kernel, then there is room.
+            ring.submit()?;
+            // SAFETY: as above.
+            if unsafe { ring.submission().push(&entry).is_err() } {
+                return Err(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+            }
+        }
+        self.ops.borrow_mut().insert(
+            user_data,
+            Op {
+                state: OpState::Pending(None),
+                buf,
+                _file: file,
+            },
+        );
+        match ring.submit() {
+            Ok(_) => Ok(user_data),
+            // The entry stays queued and goes in with the next submit.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(user_data),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(user_data),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        // The kernel may still be writing into buffers we own: wait for every in-flight op
+        // before the ring and the buffers go away.
+        let ring = self.ring.get_mut();
+        let ops = self.ops.get_mut();
+        while ops
+            .values()
+            .any(|op| !matches!(op.state, OpState::Done(_)))
+        {
+            if ring.submit_and_wait(1).is_err() {
+                break;
+            }
+            for cqe in ring.completion() {
+                ops.remove(&cqe.user_data());
+            }
+        }
+    }
+}
+
+/// Submits one operation and waits for its completion: `(bytes transferred, buffer back)`.
+async fn submit(
+    uring: &Rc<Uring>,
+    entry: squeue::Entry,
+    buf: OpBuf,
+    file: Rc<File>,
+) -> std::io::Result<(usize, OpBuf)> {
+    let mut buf = Some(buf);
+    loop {
+        let user_data = loop {
+            match uring.push(entry.clone(), OpBuf::None, file.clone()) {
+                Ok(user_data) => break user_data,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // The kernel has not taken the queued entries yet; let the reaper run.
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // The buffer joins its op right after the push (no await between them).
+        if let Some(op) = uring.ops.borrow_mut().get_mut(&user_data) {
+            op.buf = buf.take().unwrap_or(OpBuf::None);
+        }
+        let completion = Completion {
+            uring: uring.clone(),
+            user_data,
+        };
+        let (result, back) = completion.await;
+        if result == -libc::EINTR || result == -libc::EAGAIN {
+            buf = Some(back);
+            continue;
+        }
+        if result < 0 {
+            return Err(std::io::Error::from_raw_os_error(-result));
+        }
+        return Ok((result as usize, back));
+    }
+}
+
+/// Resolves when the op `user_data` completes; dropping it early leaves the op's buffer to the
+/// reaper.
+struct Completion {
+    uring: Rc<Uring>,
+    user_data: u64,
+}
+
+impl Future for Completion {
+    type Output = (i32, OpBuf);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut ops = self.uring.ops.borrow_mut();
+        let Some(op) = ops.get_mut(&self.user_data) else {
+            // Only `poll` after completion removes the entry, and it is not polled again.
+            return Poll::Ready((-libc::ECANCELED, OpBuf::None));
+        };
+        match op.state {
+            OpState::Done(result) => {
+                let op = ops.remove(&self.user_data);
+                Poll::Ready((result, op.map(|op| op.buf).unwrap_or(OpBuf::None)))
+            }
+            _ => {
+                op.state = OpState::Pending(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        let mut ops = self.uring.ops.borrow_mut();
+        if let Some(op) = ops.get_mut(&self.user_data) {
+            if matches!(op.state, OpState::Done(_)) {
+                ops.remove(&self.user_data);
+            } else {
+                op.state = OpState::Abandoned;
+            }
+        }
+    }
+}

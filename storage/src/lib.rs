@@ -1,0 +1,25 @@
+//! Tidelog's partition log.
+//!
+//! Owns everything that touches a partition's files: record-batch v2 headers (parsed here and
+//! nowhere else), segments in Kafka's on-disk layout (`<base offset>.log`, `.index`,
+//! `.timeindex`), appends and reads through a per-shard I/O driver (io_uring, or a portable
+//! fallback), fsync, recovery of torn tails, and segment rolling.
+//!
+//! It must not know Kafka requests, networking, or any tokio task other than the I/O driver's
+//! completion reaper. Everything here is single-threaded: a `Log` belongs to one shard and is
+//! used through `Rc`.
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod io;
+pub mod log;
+
+mod index;
+mod segment;
+
+pub use batch::{BatchError, BatchHeader};
+pub use config::{FsyncPolicy, LogConfig, TimestampType};
+pub use error::{Result, StorageError};
+pub use io::{IoDriver, IoEngine};
+pub use log::{AppendOutcome, Log, ReadOutcome, TimestampLookup};
