@@ -166,7 +166,10 @@ impl BrokerConfig {
         if node_id < 0 {
             return Err(bad("--node-id", "must not be negative"));
         }
-        let default_partitions = cli.default_partitions.or(file.default_partitions).unwrap_or(1);
+        let default_partitions = cli
+            .default_partitions
+            .or(file.default_partitions)
+            .unwrap_or(1);
         if !(1..=100_000).contains(&default_partitions) {
             return Err(bad("--default-partitions", "must be between 1 and 100000"));
         }
@@ -182,7 +185,10 @@ impl BrokerConfig {
             .or(file.log_level)
             .unwrap_or_else(|| "info".to_string());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(bad("--log-level", format!("'{log_level}' is not a log filter")));
+            return Err(bad(
+                "--log-level",
+                format!("'{log_level}' is not a log filter"),
+            ));
         }
         let io_engine = match cli
             .io_engine

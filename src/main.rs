@@ -6,7 +6,27 @@ use clap::Parser;
 use tidelog::config::{BrokerConfig, Cli};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse(); // exits with code 2 and a message naming the bad flag
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) {
+                let _ = error.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line naming the flag, as for bad values below.
+            let rendered = error.render().to_string();
+            let line = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments");
+            eprintln!("{line}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match BrokerConfig::from_cli(cli) {
         Ok(config) => config,
         Err(error) => {
@@ -18,6 +38,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match tidelog::server::run(config) {

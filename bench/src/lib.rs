@@ -355,7 +355,9 @@ impl KafkaClient {
         else {
             return Ok(None);
         };
-        Ok(Some(produce_partition(&response, topic, partition)?.clone()))
+        Ok(Some(
+            produce_partition(&response, topic, partition)?.clone(),
+        ))
     }
 
     /// Produces one batch with acks 1 or -1 and returns the partition's response.
@@ -431,7 +433,12 @@ impl KafkaClient {
         max_bytes: i32,
     ) -> Result<PartitionData> {
         let response = self
-            .fetch_many(&[(topic, partition, offset)], max_wait_ms, min_bytes, max_bytes)
+            .fetch_many(
+                &[(topic, partition, offset)],
+                max_wait_ms,
+                min_bytes,
+                max_bytes,
+            )
             .await?;
         Ok(fetch_partition(&response, topic, partition)?.clone())
     }
@@ -607,7 +614,10 @@ pub mod batch_layout {
 
 /// Builds an uncompressed record batch v2 (magic 2, CreateTime, no producer id) with base offset 0.
 pub fn build_batch(records: &[NewRecord], base_timestamp: i64) -> Bytes {
-    assert!(!records.is_empty(), "a record batch holds at least one record");
+    assert!(
+        !records.is_empty(),
+        "a record batch holds at least one record"
+    );
     let mut body = BytesMut::new();
     for (offset_delta, record) in records.iter().enumerate() {
         let mut inner = BytesMut::new();
@@ -747,15 +757,19 @@ pub fn decode_batches(bytes: &[u8]) -> Result<Vec<FetchedRecord>> {
             ensure!(header_count >= 0, "negative header count");
             let mut headers = Vec::new();
             for _ in 0..header_count {
-                let header_key = get_nullable_bytes(&mut record)?
-                    .ok_or_else(|| anyhow!("null header key"))?;
+                let header_key =
+                    get_nullable_bytes(&mut record)?.ok_or_else(|| anyhow!("null header key"))?;
                 let header_value = get_nullable_bytes(&mut record)?;
                 headers.push((
                     String::from_utf8(header_key.to_vec()).context("header key is not UTF-8")?,
                     header_value,
                 ));
             }
-            ensure!(record.is_empty(), "{} stray bytes in a record", record.len());
+            ensure!(
+                record.is_empty(),
+                "{} stray bytes in a record",
+                record.len()
+            );
             records.push(FetchedRecord {
                 offset: summary.base_offset + i64::from(offset_delta),
                 timestamp: base_timestamp + timestamp_delta,
@@ -833,7 +847,10 @@ fn get_nullable_bytes(buf: &mut &[u8]) -> Result<Option<Bytes>> {
         return Ok(None);
     }
     let length = length as usize;
-    ensure!(length <= buf.len(), "field of {length} bytes overruns record");
+    ensure!(
+        length <= buf.len(),
+        "field of {length} bytes overruns record"
+    );
     let bytes = Bytes::copy_from_slice(&buf[..length]);
     buf.advance(length);
     Ok(Some(bytes))
@@ -858,7 +875,10 @@ mod tests {
         assert_eq!(decoded.len(), 3);
         for (i, (fetched, sent)) in decoded.iter().zip(&records).enumerate() {
             assert_eq!(fetched.offset, i as i64);
-            assert_eq!(fetched.timestamp, 1_700_000_000_000 + sent.timestamp_delta_ms);
+            assert_eq!(
+                fetched.timestamp,
+                1_700_000_000_000 + sent.timestamp_delta_ms
+            );
             assert_eq!(fetched.key, sent.key);
             assert_eq!(fetched.value, sent.value);
             assert_eq!(fetched.headers, sent.headers);

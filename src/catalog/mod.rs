@@ -120,7 +120,8 @@ impl Catalog {
         let mut topic = TopicMeta::clone(old);
         change(&mut topic);
         let topic = Arc::new(topic);
-        self.topics_by_name.insert(topic.name.clone(), topic.clone());
+        self.topics_by_name
+            .insert(topic.name.clone(), topic.clone());
         self.topics_by_id.insert(*id, topic);
     }
 }

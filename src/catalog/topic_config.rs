@@ -111,13 +111,19 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         }
         T::String => {
             if !def.choices.is_empty() && !def.choices.contains(&value) {
-                return Err(invalid(&format!("String must be one of: {}", def.choices.join(", "))));
+                return Err(invalid(&format!(
+                    "String must be one of: {}",
+                    def.choices.join(", ")
+                )));
             }
         }
         T::List => {
             for item in value.split(',').map(str::trim) {
                 if !def.choices.is_empty() && !def.choices.contains(&item) {
-                    return Err(invalid(&format!("List items must be in: {}", def.choices.join(", "))));
+                    return Err(invalid(&format!(
+                        "List items must be in: {}",
+                        def.choices.join(", ")
+                    )));
                 }
             }
         }
@@ -150,8 +156,7 @@ pub fn log_config(overrides: &BTreeMap<String, String>, fsync: FsyncPolicy) -> L
         segment_ms: number(overrides, "segment.ms").max(1),
         index_interval_bytes: number(overrides, "index.interval.bytes").clamp(0, i32::MAX as i64)
             as u32,
-        max_message_bytes: number(overrides, "max.message.bytes").clamp(0, i32::MAX as i64)
-            as u32,
+        max_message_bytes: number(overrides, "max.message.bytes").clamp(0, i32::MAX as i64) as u32,
         message_timestamp_type: timestamp_type,
         retention_ms: number(overrides, "retention.ms"),
         retention_bytes: number(overrides, "retention.bytes"),
@@ -188,7 +193,10 @@ mod tests {
     fn overrides_reach_the_log_config() {
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "1048576".to_string());
-        overrides.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        overrides.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
         let config = log_config(&overrides, FsyncPolicy::Always);
         assert_eq!(config.segment_bytes, 1_048_576);
         assert_eq!(config.message_timestamp_type, TimestampType::LogAppendTime);

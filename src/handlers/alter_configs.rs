@@ -33,7 +33,10 @@ pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterCon
                     .collect();
                 match validate_configs(&configs) {
                     Ok(replacement) => {
-                        changes.push((resource.resource_name.to_string(), move |_: &std::collections::BTreeMap<String, String>| Ok(replacement)));
+                        changes.push((
+                            resource.resource_name.to_string(),
+                            move |_: &std::collections::BTreeMap<String, String>| Ok(replacement),
+                        ));
                         None
                     }
                     Err(error) => Some(Err(error)),
@@ -56,11 +59,15 @@ pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterCon
         .zip(outcomes)
         .map(|(resource, outcome)| {
             let outcome = outcome.unwrap_or_else(|| {
-                applied
-                    .next()
-                    .unwrap_or_else(|| Err((error_code::UNKNOWN_SERVER_ERROR, "lost result".into())))
+                applied.next().unwrap_or_else(|| {
+                    Err((error_code::UNKNOWN_SERVER_ERROR, "lost result".into()))
+                })
             });
-            to_response(resource.resource_type, resource.resource_name.as_str(), outcome)
+            to_response(
+                resource.resource_type,
+                resource.resource_name.as_str(),
+                outcome,
+            )
         })
         .collect();
     AlterConfigsResponse::default()

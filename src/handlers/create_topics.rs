@@ -56,13 +56,17 @@ pub async fn handle(
                         })
                         .collect();
                     base.with_error_code(error_code::NONE)
-                        .with_topic_id(if request.validate_only {
+                        .with_topic_id(if request.validate_only || version < 7 {
                             Uuid::nil()
                         } else {
                             topic.id
                         })
-                        .with_num_partitions(topic.partition_count)
-                        .with_replication_factor(1)
+                        .with_num_partitions(if version >= 5 {
+                            topic.partition_count
+                        } else {
+                            -1
+                        })
+                        .with_replication_factor(if version >= 5 { 1 } else { -1 })
                         .with_configs(if version >= 5 { Some(configs) } else { None })
                 }
                 Err((code, message)) => base

@@ -44,12 +44,16 @@ pub async fn handle(
             match result {
                 Ok(topic) => {
                     entry.name = Some(topic_name(&topic.name));
-                    entry.topic_id = topic.id;
+                    if version >= 6 {
+                        entry.topic_id = topic.id;
+                    }
                     entry.error_code = error_code::NONE;
                 }
                 Err((code, message)) => {
                     entry.error_code = code;
-                    entry.error_message = Some(str_bytes(&message));
+                    if version >= 5 {
+                        entry.error_message = Some(str_bytes(&message));
+                    }
                 }
             }
             entry

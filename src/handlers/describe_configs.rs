@@ -60,18 +60,71 @@ pub fn topic_config_entries(overrides: &BTreeMap<String, String>) -> Vec<ConfigE
 
 /// The broker's settings under Kafka's names, read-only.
 fn broker_config_entries(config: &BrokerConfig) -> Vec<ConfigEntry> {
-    let advertised = format!("PLAINTEXT://{}:{}", config.advertised_host, config.advertised_port);
+    let advertised = format!(
+        "PLAINTEXT://{}:{}",
+        config.advertised_host, config.advertised_port
+    );
     let entries: [(&'static str, String, ConfigType, &'static str); 10] = [
-        ("node.id", config.node_id.to_string(), ConfigType::Int, "This broker's node id."),
-        ("broker.id", config.node_id.to_string(), ConfigType::Int, "This broker's node id."),
-        ("listeners", format!("PLAINTEXT://{}", config.listen), ConfigType::List, "Address clients connect to."),
-        ("advertised.listeners", advertised, ConfigType::List, "Address given to clients in Metadata."),
-        ("log.dirs", config.data_dir.display().to_string(), ConfigType::List, "Data directory."),
-        ("num.partitions", config.default_partitions.to_string(), ConfigType::Int, "Default partition count."),
-        ("auto.create.topics.enable", config.auto_create_topics.to_string(), ConfigType::Boolean, "Create topics on Metadata."),
-        ("default.replication.factor", "1".to_string(), ConfigType::Int, "A single node keeps one replica."),
-        ("socket.request.max.bytes", config.max_request_bytes.to_string(), ConfigType::Int, "Largest request frame."),
-        ("num.io.threads", config.shard_count.to_string(), ConfigType::Int, "Shards (threads pinned to cores)."),
+        (
+            "node.id",
+            config.node_id.to_string(),
+            ConfigType::Int,
+            "This broker's node id.",
+        ),
+        (
+            "broker.id",
+            config.node_id.to_string(),
+            ConfigType::Int,
+            "This broker's node id.",
+        ),
+        (
+            "listeners",
+            format!("PLAINTEXT://{}", config.listen),
+            ConfigType::List,
+            "Address clients connect to.",
+        ),
+        (
+            "advertised.listeners",
+            advertised,
+            ConfigType::List,
+            "Address given to clients in Metadata.",
+        ),
+        (
+            "log.dirs",
+            config.data_dir.display().to_string(),
+            ConfigType::List,
+            "Data directory.",
+        ),
+        (
+            "num.partitions",
+            config.default_partitions.to_string(),
+            ConfigType::Int,
+            "Default partition count.",
+        ),
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+            "Create topics on Metadata.",
+        ),
+        (
+            "default.replication.factor",
+            "1".to_string(),
+            ConfigType::Int,
+            "A single node keeps one replica.",
+        ),
+        (
+            "socket.request.max.bytes",
+            config.max_request_bytes.to_string(),
+            ConfigType::Int,
+            "Largest request frame.",
+        ),
+        (
+            "num.io.threads",
+            config.shard_count.to_string(),
+            ConfigType::Int,
+            "Shards (threads pinned to cores).",
+        ),
     ];
     entries
         .into_iter()
@@ -112,7 +165,10 @@ pub fn handle(
                     if name.is_empty() || name == shard.config.node_id.to_string() {
                         Ok(broker_config_entries(&shard.config))
                     } else {
-                        Err((error_code::INVALID_REQUEST, format!("Unknown broker {name}")))
+                        Err((
+                            error_code::INVALID_REQUEST,
+                            format!("Unknown broker {name}"),
+                        ))
                     }
                 }
                 RESOURCE_BROKER_LOGGER => Ok(Vec::new()),
@@ -126,8 +182,17 @@ pub fn handle(
                     let wanted = resource.configuration_keys.as_ref();
                     let configs = entries
                         .into_iter()
-                        .filter(|e| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
-                        .map(|e| describe_entry(e, request.include_synonyms, request.include_documentation, version))
+                        .filter(|e| {
+                            wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
+                        })
+                        .map(|e| {
+                            describe_entry(
+                                e,
+                                request.include_synonyms,
+                                request.include_documentation,
+                                version,
+                            )
+                        })
                         .collect();
                     base.with_error_code(error_code::NONE).with_configs(configs)
                 }
@@ -163,6 +228,10 @@ fn describe_entry(
         .with_config_source(entry.source)
         .with_is_sensitive(false)
         .with_synonyms(synonyms)
-        .with_config_type(if version >= 3 { entry.config_type as i8 } else { 0 })
-        .with_documentation(include_documentation.then(|| str_bytes(entry.doc)))
+        .with_config_type(if version >= 3 {
+            entry.config_type as i8
+        } else {
+            0
+        })
+        .with_documentation((include_documentation && version >= 3).then(|| str_bytes(entry.doc)))
 }

@@ -127,7 +127,8 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
         trim_to_max_bytes(&mut results, max_bytes);
         let total: usize = results.iter().map(ReadResult::bytes).sum();
         let any_error = results.iter().any(|r| r.error_code != error_code::NONE);
-        if total >= min_bytes.max(1) || any_error || items.is_empty() || Instant::now() >= deadline {
+        if total >= min_bytes.max(1) || any_error || items.is_empty() || Instant::now() >= deadline
+        {
             break;
         }
         let wait = wait_for_data(shard, &items, &results, deadline);
@@ -184,12 +185,17 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
             .with_error_code(result.error_code)
             .with_high_watermark(result.high_watermark)
             .with_last_stable_offset(result.high_watermark)
-            .with_log_start_offset(result.log_start_offset)
             .with_aborted_transactions(Some(Vec::new()))
             .with_preferred_read_replica(BrokerId(-1))
             .with_records(Some(result.records.clone().unwrap_or_default()));
-        partition.current_leader.leader_id = node_id;
-        partition.current_leader.leader_epoch = 0;
+        // Fields newer than the request's version must keep their defaults.
+        if version >= 5 {
+            partition.log_start_offset = result.log_start_offset;
+        }
+        if version >= 12 {
+            partition.current_leader.leader_id = node_id;
+            partition.current_leader.leader_epoch = 0;
+        }
         let same_topic = topics.last().is_some_and(|t| match &target.key {
             TopicKey::Name(name) => t.topic.as_str() == name,
             TopicKey::Id(id) => t.topic_id == *id,
@@ -206,11 +212,10 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
             topic.partitions.push(partition);
         }
     }
-    let _ = version;
     FetchResponse::default()
         .with_throttle_time_ms(0)
         .with_error_code(error_code::NONE)
-        .with_session_id(session_id)
+        .with_session_id(if version >= 7 { session_id } else { 0 })
         .with_responses(topics)
 }
 
@@ -425,7 +430,9 @@ async fn wait_for_data(
                     .into_iter()
                     .filter_map(|(topic_id, partition, seen)| {
                         let owned = owner_shard.partition(&topic_id, partition)?;
-                        Some(Box::pin(async move { owned.log.wait_for_offset(seen).await }))
+                        Some(Box::pin(
+                            async move { owned.log.wait_for_offset(seen).await },
+                        ))
                     })
                     .collect();
                 if waits.is_empty() {

@@ -28,8 +28,9 @@ struct ConfigOp {
     value: Option<String>,
 }
 
-type Change =
-    Box<dyn FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AdminError> + Send>;
+type Change = Box<
+    dyn FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AdminError> + Send,
+>;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -75,9 +76,9 @@ pub async fn handle(
         .zip(outcomes)
         .map(|(resource, outcome)| {
             let outcome = outcome.unwrap_or_else(|| {
-                applied
-                    .next()
-                    .unwrap_or_else(|| Err((error_code::UNKNOWN_SERVER_ERROR, "lost result".into())))
+                applied.next().unwrap_or_else(|| {
+                    Err((error_code::UNKNOWN_SERVER_ERROR, "lost result".into()))
+                })
             });
             let base = AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
@@ -111,7 +112,10 @@ fn check_ops(ops: &[ConfigOp]) -> Result<(), AdminError> {
                 if op.operation != OP_SET && def.config_type != ConfigType::List {
                     return Err((
                         error_code::INVALID_CONFIG,
-                        format!("Config value append or subtract is not allowed for config key {}", op.name),
+                        format!(
+                            "Config value append or subtract is not allowed for config key {}",
+                            op.name
+                        ),
                     ));
                 }
                 topic_config::validate(&op.name, value).map_err(invalid)?;

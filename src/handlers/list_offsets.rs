@@ -33,7 +33,7 @@ type Found = (i16, i64, i64);
 pub async fn handle(
     shard: &Rc<Shard>,
     request: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
 ) -> ListOffsetsResponse {
     let catalog = shard.catalog();
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -84,12 +84,16 @@ pub async fn handle(
             slots.into_iter().zip(found).collect::<Vec<_>>()
         }
     });
-    for ((topic_index, slot), (code, timestamp, offset)) in join_all(parts).await.into_iter().flatten() {
+    for ((topic_index, slot), (code, timestamp, offset)) in
+        join_all(parts).await.into_iter().flatten()
+    {
         let response = &mut topics[topic_index].partitions[slot];
         response.error_code = code;
         response.timestamp = timestamp;
         response.offset = offset;
-        response.leader_epoch = if code == error_code::NONE && offset >= 0 { 0 } else { -1 };
+        // leader_epoch exists from v4 on.
+        let found = code == error_code::NONE && offset >= 0;
+        response.leader_epoch = if found && version >= 4 { 0 } else { -1 };
     }
     ListOffsetsResponse::default()
         .with_throttle_time_ms(0)

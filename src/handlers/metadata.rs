@@ -88,11 +88,11 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
     let topics = lookups
         .into_iter()
         .map(|lookup| match lookup {
-            Lookup::Found(topic) => describe_topic(&topic, node_id),
+            Lookup::Found(topic) => describe_topic(&topic, node_id, version),
             Lookup::Error { name, id, code } => MetadataResponseTopic::default()
                 .with_error_code(code)
                 .with_name(name.as_deref().map(topic_name))
-                .with_topic_id(id)
+                .with_topic_id(if version >= 10 { id } else { Uuid::nil() })
                 .with_topic_authorized_operations(i32::MIN),
         })
         .collect();
@@ -104,8 +104,8 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
     MetadataResponse::default()
         .with_throttle_time_ms(0)
         .with_brokers(vec![broker])
-        .with_cluster_id(Some(str_bytes(&catalog.cluster_id)))
-        .with_controller_id(node_id)
+        .with_cluster_id((version >= 2).then(|| str_bytes(&catalog.cluster_id)))
+        .with_controller_id(if version >= 1 { node_id } else { BrokerId(-1) })
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }
@@ -149,14 +149,14 @@ async fn auto_create_topics(shard: &Rc<Shard>, lookups: &mut [Lookup], names: Ve
     }
 }
 
-fn describe_topic(topic: &TopicMeta, node_id: BrokerId) -> MetadataResponseTopic {
+fn describe_topic(topic: &TopicMeta, node_id: BrokerId, version: i16) -> MetadataResponseTopic {
     let partitions = (0..topic.partition_count)
         .map(|index| {
             MetadataResponsePartition::default()
                 .with_error_code(error_code::NONE)
                 .with_partition_index(index)
                 .with_leader_id(node_id)
-                .with_leader_epoch(0)
+                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
                 .with_replica_nodes(vec![node_id])
                 .with_isr_nodes(vec![node_id])
                 .with_offline_replicas(vec![])
@@ -165,8 +165,8 @@ fn describe_topic(topic: &TopicMeta, node_id: BrokerId) -> MetadataResponseTopic
     MetadataResponseTopic::default()
         .with_error_code(error_code::NONE)
         .with_name(Some(topic_name(&topic.name)))
-        .with_topic_id(topic.id)
-        .with_is_internal(topic.is_internal())
+        .with_topic_id(if version >= 10 { topic.id } else { Uuid::nil() })
+        .with_is_internal(version >= 1 && topic.is_internal())
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }

@@ -51,13 +51,19 @@ pub async fn handle(
     for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
         // v13 (KIP-516) names topics by id only.
         let (meta, unknown_code) = if version >= 13 {
-            (catalog.topic_by_id(&topic.topic_id), error_code::UNKNOWN_TOPIC_ID)
+            (
+                catalog.topic_by_id(&topic.topic_id),
+                error_code::UNKNOWN_TOPIC_ID,
+            )
         } else {
-            (catalog.topic(&topic.name), error_code::UNKNOWN_TOPIC_OR_PARTITION)
+            (
+                catalog.topic(&topic.name),
+                error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            )
         };
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for (partition_slot, data) in topic.partition_data.into_iter().enumerate() {
-            let mut response = failed(data.index, error_code::NONE, None);
+            let mut response = failed(data.index, error_code::NONE);
             let code = match (meta, data.records) {
                 _ if !matches!(acks, -1..=1) => error_code::INVALID_REQUIRED_ACKS,
                 (None, _) => unknown_code,
@@ -90,7 +96,9 @@ pub async fn handle(
     let durable = acks == -1;
     let parts = by_owner.into_iter().map(|(owner, appends)| {
         let slots: Vec<_> = appends.iter().map(|a| (a.slot, a.partition)).collect();
-        let sent = shard.run_on(owner, move |owner_shard| append_all(owner_shard, appends, durable));
+        let sent = shard.run_on(owner, move |owner_shard| {
+            append_all(owner_shard, appends, durable)
+        });
         async move {
             sent.await.unwrap_or_else(|unavailable| {
                 slots
@@ -111,10 +119,15 @@ pub async fn handle(
         let (topic_index, partition_slot) = appended.slot;
         let response = &mut responses[topic_index].partition_responses[partition_slot];
         response.error_code = appended.error_code;
-        response.error_message = appended.error_message.map(|m| str_bytes(&m));
         response.base_offset = appended.base_offset;
         response.log_append_time_ms = appended.log_append_time_ms;
-        response.log_start_offset = appended.log_start_offset;
+        // Fields newer than the request's version must keep their defaults.
+        if version >= 5 {
+            response.log_start_offset = appended.log_start_offset;
+        }
+        if version >= 8 {
+            response.error_message = appended.error_message.map(|m| str_bytes(&m));
+        }
     }
 
     if acks == 0 {
@@ -127,14 +140,13 @@ pub async fn handle(
     )
 }
 
-fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+fn failed(index: i32, code: i16) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(code)
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
-        .with_error_message(message.map(|m| str_bytes(&m)))
 }
 
 /// Runs on the owning shard: starts every append at once (so their offsets are assigned in

@@ -111,7 +111,10 @@ fn plan_topic(
     if !seen.insert(topic.name.clone()) {
         return Err((
             error_code::INVALID_REQUEST,
-            format!("Topic '{}' appears more than once in the request", topic.name),
+            format!(
+                "Topic '{}' appears more than once in the request",
+                topic.name
+            ),
         ));
     }
     if catalog.topic(&topic.name).is_some() {
@@ -183,7 +186,10 @@ pub enum TopicRef {
     Id(Uuid),
 }
 
-pub fn resolve<'a>(catalog: &'a Catalog, reference: &TopicRef) -> Result<&'a Arc<TopicMeta>, AdminError> {
+pub fn resolve<'a>(
+    catalog: &'a Catalog,
+    reference: &TopicRef,
+) -> Result<&'a Arc<TopicMeta>, AdminError> {
     match reference {
         TopicRef::Name(name) => catalog.topic(name).ok_or_else(|| {
             (

@@ -170,7 +170,10 @@ enum Prepared {
 /// unknown APIs, unsupported versions (other than ApiVersions) and malformed requests.
 fn prepare(mut frame: Bytes) -> Result<Prepared, String> {
     if frame.len() < 8 {
-        return Err(format!("request of {} bytes is shorter than a header", frame.len()));
+        return Err(format!(
+            "request of {} bytes is shorter than a header",
+            frame.len()
+        ));
     }
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);

@@ -53,7 +53,10 @@ impl FetchSessionCache {
 
     /// Opens a session over `partitions`, evicting the least recently used one if the cache is
     /// full. Returns the new session id (never 0) or `None` when sessions are disabled.
-    pub fn create(&mut self, partitions: IndexMap<(TopicKey, i32), SessionPartition>) -> Option<i32> {
+    pub fn create(
+        &mut self,
+        partitions: IndexMap<(TopicKey, i32), SessionPartition>,
+    ) -> Option<i32> {
         if self.slots == 0 {
             return None;
         }

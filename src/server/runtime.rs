@@ -25,9 +25,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs the broker until SIGINT or SIGTERM.
 pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let (store, catalog) = MetadataStore::open(&config.data_dir, config.node_id).map_err(|e| {
-        anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display())
-    })?;
+    let (store, catalog) = MetadataStore::open(&config.data_dir, config.node_id)
+        .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display()))?;
     let catalog = Arc::new(catalog);
 
     let mut receivers = Vec::new();
@@ -109,7 +108,9 @@ async fn shutdown(shards: &Arc<ShardSet>) {
         .collect();
     futures_util::future::join_all(closes).await;
     for id in 0..shards.len() {
-        shards.post(id, Box::new(|shard| shard.exit_requested.set(true))).await;
+        shards
+            .post(id, Box::new(|shard| shard.exit_requested.set(true)))
+            .await;
     }
 }
 
@@ -152,7 +153,9 @@ fn shard_main(
         let io = match IoDriver::new(engine) {
             Ok(io) => io,
             Err(error) => {
-                let _ = ready_tx.send(Err(anyhow::anyhow!("shard {id}: cannot start the I/O engine: {error}")));
+                let _ = ready_tx.send(Err(anyhow::anyhow!(
+                    "shard {id}: cannot start the I/O engine: {error}"
+                )));
                 return;
             }
         };
@@ -160,12 +163,22 @@ fn shard_main(
             tracing::info!(engine = io.engine_name(), "I/O engine");
         }
         let controller = store.map(|store| Rc::new(Controller::new(store, catalog.clone())));
-        let shard = Rc::new(Shard::new(id, config.clone(), shards, io, catalog.clone(), controller));
+        let shard = Rc::new(Shard::new(
+            id,
+            config.clone(),
+            shards,
+            io,
+            catalog.clone(),
+            controller,
+        ));
         shard.apply_catalog(catalog).await;
         let listener = match bind_reuseport(config.listen) {
             Ok(listener) => listener,
             Err(error) => {
-                let _ = ready_tx.send(Err(anyhow::anyhow!("cannot listen on {}: {error}", config.listen)));
+                let _ = ready_tx.send(Err(anyhow::anyhow!(
+                    "cannot listen on {}: {error}",
+                    config.listen
+                )));
                 return;
             }
         };

@@ -84,10 +84,7 @@ impl ShardSet {
                 let _ = reply_tx.send(work(shard).await);
             });
         });
-        let mailbox = self
-            .mailboxes
-            .get(target)
-            .ok_or(ShardUnavailable(target))?;
+        let mailbox = self.mailboxes.get(target).ok_or(ShardUnavailable(target))?;
         mailbox
             .send(job)
             .await
@@ -157,7 +154,10 @@ impl Shard {
 
     /// The log of a partition this shard owns.
     pub fn partition(&self, topic_id: &Uuid, partition: i32) -> Option<Rc<OwnedPartition>> {
-        self.partitions.borrow().get(&(*topic_id, partition)).cloned()
+        self.partitions
+            .borrow()
+            .get(&(*topic_id, partition))
+            .cloned()
     }
 
     pub fn owned_partitions(&self) -> Vec<Rc<OwnedPartition>> {
@@ -244,9 +244,10 @@ impl Shard {
                     }
                     match Log::open(&dir, config, self.io.clone()).await {
                         Ok(log) => {
-                            self.partitions
-                                .borrow_mut()
-                                .insert((topic_id, partition), Rc::new(OwnedPartition { topic, log }));
+                            self.partitions.borrow_mut().insert(
+                                (topic_id, partition),
+                                Rc::new(OwnedPartition { topic, log }),
+                            );
                         }
                         Err(error) => {
                             tracing::error!(dir = %dir.display(), %error, "cannot open partition log");
@@ -273,7 +274,12 @@ impl Shard {
 
     /// Closes every owned log cleanly (indexes written, clean-shutdown marker left).
     pub async fn close_logs(&self) {
-        let owned: Vec<_> = self.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
+        let owned: Vec<_> = self
+            .partitions
+            .borrow_mut()
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
         for partition in owned {
             if let Err(error) = partition.log.close().await {
                 tracing::error!(dir = %partition.log.dir().display(), %error, "error closing log");

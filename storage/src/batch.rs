@@ -46,7 +46,6 @@ pub enum BatchError {
     Corrupt(String),
 }
 
-
 /// Offset of the CRC field; the CRC covers everything after it (from `attributes` on).
 const CRC_OFFSET: usize = 17;
 const CRC_COVERED_FROM: usize = 21;
@@ -412,14 +411,13 @@ impl<'a> Iterator for BatchIter<'a> {
     }
 }
 
+/// A record's optional key and value, as [`build_batch`] takes them.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Builds an uncompressed v2 batch with one record per `(key, value)`, record `i` stamped
 /// `base_timestamp_ms + i`. For tests (here and in the broker) and tools; the broker never
 /// builds batches on the produce path.
-pub fn build_batch(
-    base_offset: i64,
-    base_timestamp_ms: i64,
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
-) -> Vec<u8> {
+pub fn build_batch(base_offset: i64, base_timestamp_ms: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for (index, (key, value)) in records.iter().enumerate() {
         let mut record = vec![0u8]; // attributes
@@ -459,4 +457,151 @@ pub fn build_batch(
     let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(count: usize) -> Vec<u8> {
+        let values: Vec<Vec<u8>> = (0..count)
+            .map(|i| format!("value-{i}").into_bytes())
+            .collect();
+        let records: Vec<KeyValue<'_>> = values
+            .iter()
+            .map(|v| (Some(&b"key"[..]), Some(v.as_slice())))
+            .collect();
+        build_batch(0, 1_000, &records)
+    }
+
+    fn recrc(batch: &mut [u8]) {
+        let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    #[test]
+    fn parses_and_validates_built_batch() {
+        let batch = sample(5);
+        let header = validate_batch(&batch, 1 << 20).unwrap();
+        assert_eq!(header.record_count, 5);
+        assert_eq!(header.last_offset_delta, 4);
+        assert_eq!(header.total_len(), batch.len());
+        assert_eq!(header.base_timestamp, 1_000);
+        assert_eq!(header.max_timestamp, 1_004);
+        assert_eq!(header.compression(), 0);
+        let mut two = batch.clone();
+        two.extend_from_slice(&sample(1));
+        assert_eq!(validate_batches(&two, 1 << 20).unwrap().len(), 2);
+        assert!(validate_batch(&build_batch(0, 0, &[(None, None)]), 100).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_batches() {
+        let batch = sample(3);
+        let mut bad_magic = batch.clone();
+        bad_magic[16] = 1;
+        assert_eq!(
+            validate_batch(&bad_magic, 1 << 20),
+            Err(BatchError::UnsupportedMagic(1))
+        );
+        let mut bad_crc = batch.clone();
+        let last = bad_crc.len() - 1;
+        bad_crc[last] ^= 0xff;
+        assert!(matches!(
+            validate_batch(&bad_crc, 1 << 20),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+        assert!(matches!(
+            validate_batch(&batch[..batch.len() - 1], 1 << 20),
+            Err(BatchError::Truncated { .. })
+        ));
+        assert!(matches!(
+            validate_batches(&batch[..30], 1 << 20),
+            Err(BatchError::Truncated { .. })
+        ));
+        assert!(validate_batches(&[], 1 << 20).is_err());
+        assert!(matches!(
+            validate_batch(&batch, 50),
+            Err(BatchError::TooLarge { .. })
+        ));
+        let mut wrong_count = batch.clone();
+        wrong_count[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4]
+            .copy_from_slice(&2i32.to_be_bytes());
+        wrong_count[23..27].copy_from_slice(&1i32.to_be_bytes());
+        recrc(&mut wrong_count);
+        assert!(matches!(
+            validate_batch(&wrong_count, 1 << 20),
+            Err(BatchError::Corrupt(_))
+        ));
+        let mut wrong_delta = batch.clone();
+        wrong_delta[23..27].copy_from_slice(&7i32.to_be_bytes());
+        recrc(&mut wrong_delta);
+        assert!(matches!(
+            validate_batch(&wrong_delta, 1 << 20),
+            Err(BatchError::Corrupt(_))
+        ));
+        let mut trailing = batch.clone();
+        trailing.push(0);
+        assert!(validate_batch(&trailing, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn log_append_time_keeps_crc_valid() {
+        let mut batch = sample(2);
+        set_log_append_time(&mut batch, 42_000);
+        set_base_offset(&mut batch, 77);
+        let header = validate_batch(&batch, 1 << 20).unwrap();
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, 42_000);
+        assert_eq!(header.base_offset, 77);
+        assert_eq!(find_record_by_timestamp(&batch, 0), Some((77, 42_000)));
+    }
+
+    #[test]
+    fn finds_records_by_timestamp() {
+        let batch = sample(4); // timestamps 1000..=1003
+        assert_eq!(find_record_by_timestamp(&batch, 500), Some((0, 1_000)));
+        assert_eq!(find_record_by_timestamp(&batch, 1_002), Some((2, 1_002)));
+        assert_eq!(find_record_by_timestamp(&batch, 1_004), None);
+    }
+
+    #[test]
+    fn iterator_stops_at_partial_batch() {
+        let mut bytes = sample(2);
+        let first_len = bytes.len();
+        bytes.extend_from_slice(&sample(3));
+        bytes.truncate(bytes.len() - 5);
+        let mut iter = BatchIter::new(&bytes);
+        assert_eq!(iter.next().map(|(_, r)| r), Some(0..first_len));
+        assert!(iter.next().is_none());
+        assert_eq!(iter.position(), first_len);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A small deterministic generator: every prefix length and mutated valid batches.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let valid = sample(4);
+        for _ in 0..5_000 {
+            let mut bytes = valid.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = next() as u8;
+            }
+            bytes.truncate((next() as usize) % (bytes.len() + 1));
+            let _ = validate_batches(&bytes, 1 << 20);
+            let _ = check_stored_batch(&bytes);
+            let _ = find_record_by_timestamp(&bytes, 1_001);
+            let _ = BatchIter::new(&bytes).count();
+            let noise: Vec<u8> = (0..(next() % 200)).map(|_| next() as u8).collect();
+            let _ = validate_batches(&noise, 1 << 20);
+            let _ = BatchIter::new(&noise).count();
+        }
+    }
 }

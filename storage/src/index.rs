@@ -80,7 +80,11 @@ pub struct TimeIndex {
 impl TimeIndex {
     /// Records a batch; returns whether it raised the maximum.
     pub fn observe(&mut self, max_timestamp: i64, relative_offset: u32) -> bool {
-        if self.entries.last().is_some_and(|&(t, _)| max_timestamp <= t) {
+        if self
+            .entries
+            .last()
+            .is_some_and(|&(t, _)| max_timestamp <= t)
+        {
             return false;
         }
         self.entries.push((max_timestamp, relative_offset));

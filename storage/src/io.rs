@@ -86,9 +86,10 @@ impl IoDriver {
                     let chunk = buf.slice(written..);
                     // Lengths above u32 are split; the kernel caps a single write anyway.
                     let len = chunk.len().min(u32::MAX as usize >> 1) as u32;
-                    let entry = opcode::Write::new(types::Fd(file.as_raw_fd()), chunk.as_ptr(), len)
-                        .offset(offset + written as u64)
-                        .build();
+                    let entry =
+                        opcode::Write::new(types::Fd(file.as_raw_fd()), chunk.as_ptr(), len)
+                            .offset(offset + written as u64)
+                            .build();
                     let (result, _) =
                         submit(uring, entry, OpBuf::Write(chunk), file.clone()).await?;
                     if result == 0 {
@@ -106,7 +107,12 @@ impl IoDriver {
     }
 
     /// Reads up to `len` bytes at `offset`; shorter only at end of file.
-    pub async fn read_at(&self, file: &Rc<File>, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    pub async fn read_at(
+        &self,
+        file: &Rc<File>,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<Bytes> {
         match &self.engine {
             Engine::Uring(uring) => {
                 let mut buf = BytesMut::with_capacity(len);
@@ -233,11 +239,13 @@ impl Uring {
             eventfd: unsafe { AsyncFd::register_with_interest(eventfd, Interest::READABLE) }
                 .map_err(|e| e.into_parts().1)?,
         });
-        // The reaper holds a weak reference so a dropped driver is not kept alive by it.
-        let weak = Rc::downgrade(&uring);
+        // The reaper keeps the ring alive while it waits on the eventfd (which the ring owns),
+        // so the ring lives until the runtime drops this task; its `Drop` then waits for the
+        // operations still in flight.
+        let reaper_uring = uring.clone();
         tokio::task::spawn_local(async move {
+            let uring = reaper_uring;
             loop {
-                let Some(uring) = weak.upgrade() else { return };
                 let readable = uring.eventfd.readable().await;
                 let Ok(mut guard) = readable else {
                     tracing::error!("io_uring eventfd failed; completions stop");
@@ -299,7 +307,13 @@ impl Uring {
         let pushed = unsafe { ring.submission().push(&entry).is_ok() };
         if !pushed {
             // Queue full: hand the queued entries to the kernel, then there is room.
-            ring.submit()?;
+            if let Err(error) = ring.submit() {
+                return Err(match error.raw_os_error() {
+                    // Completions are backed up: wait for the reaper, then retry.
+                    Some(libc::EBUSY) | Some(libc::EINTR) => std::io::ErrorKind::WouldBlock.into(),
+                    _ => error,
+                });
+            }
             // SAFETY: as above.
             if unsafe { ring.submission().push(&entry).is_err() } {
                 return Err(std::io::Error::from(std::io::ErrorKind::WouldBlock));
@@ -313,13 +327,17 @@ impl Uring {
                 _file: file,
             },
         );
-        match ring.submit() {
-            Ok(_) => Ok(user_data),
-            // The entry stays queued and goes in with the next submit.
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(user_data),
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(user_data),
-            Err(e) => Err(e),
+        // Once queued, the entry cannot be taken back: the kernel may read it at the next
+        // enter. So a failed submit (EBUSY, EINTR, ...) leaves it queued for the next one,
+        // and the op keeps its buffer until its completion.
+        if let Err(error) = ring.submit() {
+            if error.raw_os_error() != Some(libc::EBUSY)
+                && error.raw_os_error() != Some(libc::EINTR)
+            {
+                tracing::warn!(%error, "io_uring submit failed; entry stays queued");
+            }
         }
+        Ok(user_data)
     }
 }
 
@@ -329,10 +347,7 @@ impl Drop for Uring {
         // before the ring and the buffers go away.
         let ring = self.ring.get_mut();
         let ops = self.ops.get_mut();
-        while ops
-            .values()
-            .any(|op| !matches!(op.state, OpState::Done(_)))
-        {
+        while ops.values().any(|op| !matches!(op.state, OpState::Done(_))) {
             if ring.submit_and_wait(1).is_err() {
                 break;
             }

@@ -133,7 +133,11 @@ impl Segment {
     /// `next_offset` is taken from the last time index entry's batch lower bound and then
     /// confirmed by reading the last indexed batches.
     pub async fn load_indexes(&mut self, io: &IoDriver) -> Result<bool> {
-        let offset_path = file_path(self.path.parent().unwrap_or(Path::new(".")), self.base_offset, "index");
+        let offset_path = file_path(
+            self.path.parent().unwrap_or(Path::new(".")),
+            self.base_offset,
+            "index",
+        );
         let time_path = offset_path.with_extension("timeindex");
         let (Ok(offset_bytes), Ok(time_bytes)) =
             (std::fs::read(&offset_path), std::fs::read(&time_path))
@@ -228,6 +232,8 @@ impl Segment {
         self.next_offset = expected_base.max(self.base_offset);
         let file_len = self.size_bytes;
         let mut position = 0u64;
+        // End of the last good batch: everything after it is cut.
+        let mut valid_end = 0u64;
         'scan: while position < file_len {
             let want = ((file_len - position) as usize).min(SCAN_CHUNK_BYTES);
             let mut chunk: Bytes = io
@@ -272,18 +278,19 @@ impl Segment {
                 let at = position + consumed as u64;
                 self.index_batch(&header, at, index_interval_bytes);
                 consumed += total_len;
+                valid_end = at + total_len as u64;
             }
             if consumed == 0 {
                 break;
             }
             position += consumed as u64;
         }
-        let truncated = file_len - position;
+        let truncated = file_len - valid_end;
         if truncated > 0 {
             self.file
-                .set_len(position)
+                .set_len(valid_end)
                 .map_err(|e| io_error(&self.path, e))?;
-            self.size_bytes = position;
+            self.size_bytes = valid_end;
         }
         Ok(truncated)
     }
