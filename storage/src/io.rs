@@ -21,10 +21,11 @@ use io_uring::{opcode, squeue, types, IoUring};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// Submission queue entries per ring. Completions queue is twice that (kernel default), and
-/// the kernel does not drop completions past it (IORING_FEAT_NODROP), so this only bounds
-/// how many operations are submitted per `submit` call.
+/// Submission queue entries per ring: bounds how many operations one `submit` hands over.
 const RING_ENTRIES: u32 = 256;
+/// Completion queue entries: more operations may be in flight than the submission queue
+/// holds; past this the kernel buffers completions (IORING_FEAT_NODROP) and `reap` flushes.
+const CQ_ENTRIES: u32 = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoEngine {
@@ -222,7 +223,9 @@ struct Uring {
 
 impl Uring {
     fn start() -> std::io::Result<Rc<Uring>> {
-        let ring = IoUring::new(RING_ENTRIES)?;
+        let ring = IoUring::builder()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(RING_ENTRIES)?;
         // SAFETY: plain syscall; the result is checked before use.
         let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if raw < 0 {
@@ -276,17 +279,29 @@ impl Uring {
         {
             let mut ring = self.ring.borrow_mut();
             let mut ops = self.ops.borrow_mut();
-            for cqe in ring.completion() {
-                let user_data = cqe.user_data();
-                let Some(op) = ops.get_mut(&user_data) else {
-                    continue;
-                };
-                match std::mem::replace(&mut op.state, OpState::Done(cqe.result())) {
-                    OpState::Pending(waker) => wakers.extend(waker),
-                    OpState::Abandoned => {
-                        ops.remove(&user_data);
+            loop {
+                let mut completions = Vec::new();
+                completions.extend(ring.completion().map(|cqe| (cqe.user_data(), cqe.result())));
+                for (user_data, result) in completions {
+                    let Some(op) = ops.get_mut(&user_data) else {
+                        continue;
+                    };
+                    match std::mem::replace(&mut op.state, OpState::Done(result)) {
+                        OpState::Pending(waker) => wakers.extend(waker),
+                        OpState::Abandoned => {
+                            ops.remove(&user_data);
+                        }
+                        OpState::Done(_) => {}
                     }
-                    OpState::Done(_) => {}
+                }
+                // Completions past the CQ's size wait in the kernel (IORING_FEAT_NODROP) and are
+                // only moved into the CQ by an enter; no new eventfd signal comes for them.
+                if !ring.submission().cq_overflow() {
+                    break;
+                }
+                if let Err(error) = ring.submit() {
+                    tracing::warn!(%error, "io_uring enter to flush overflowed completions failed");
+                    break;
                 }
             }
         }
