@@ -107,9 +107,14 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
         };
         let pending = match prepare(frame) {
             Ok(Prepared::Immediate(bytes)) => Pending::Ready(bytes),
-            Ok(Prepared::Request(header, request)) => Pending::Handler(tokio::task::spawn_local(
-                handlers::handle(shard.clone(), header, request),
-            )),
+            Ok(Prepared::Request(request)) => {
+                let (header, request) = *request;
+                Pending::Handler(tokio::task::spawn_local(handlers::handle(
+                    shard.clone(),
+                    header,
+                    request,
+                )))
+            }
             Err(reason) => {
                 tracing::warn!(%peer, "closing connection: {reason}");
                 break;
@@ -163,7 +168,7 @@ async fn read_frame(
 enum Prepared {
     /// Answered without a handler (ApiVersions of an unknown version).
     Immediate(Bytes),
-    Request(RequestHeader, RequestKind),
+    Request(Box<(RequestHeader, RequestKind)>),
 }
 
 /// Decodes a frame's header and body. An error closes the connection, as Kafka does for
@@ -191,7 +196,7 @@ fn prepare(mut frame: Bytes) -> Result<Prepared, String> {
         .map_err(|e| format!("malformed {api:?} v{version} request header: {e}"))?;
     let request = RequestKind::decode(api, &mut frame, version)
         .map_err(|e| format!("malformed {api:?} v{version} request: {e}"))?;
-    Ok(Prepared::Request(header, request))
+    Ok(Prepared::Request(Box::new((header, request))))
 }
 
 async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Pending>) {
