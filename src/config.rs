@@ -127,7 +127,10 @@ impl BrokerConfig {
                     .map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
                 toml::from_str::<FileConfig>(&text).map_err(|e| {
                     let detail = e.message().replace('\n', " ");
-                    bad("--config", format!("{}: {detail}", path.display()))
+                    match e.span().and_then(|span| key_at(&text, span.start)) {
+                        Some(key) => bad(&key, format!("{detail} (in {})", path.display())),
+                        None => bad("--config", format!("{}: {detail}", path.display())),
+                    }
                 })?
             }
             None => FileConfig::default(),
@@ -231,6 +234,16 @@ impl BrokerConfig {
     }
 }
 
+/// The `key` of the `key = value` line holding byte `position` of a TOML text, to name the
+/// setting in an error.
+fn key_at(text: &str, position: usize) -> Option<String> {
+    let start = text.get(..position)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty()).then(|| key.to_string())
+}
+
 fn split_host_port(text: &str) -> Result<(String, u16), String> {
     let (host, port) = text
         .rsplit_once(':')
@@ -281,6 +294,15 @@ mod tests {
         assert_eq!(err.name, "--listen");
         let err = parse(&["--io-engine", "fast"]).unwrap_err();
         assert_eq!(err.name, "--io-engine");
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tidelog.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nshards = \"x\"\n").unwrap();
+        let err = parse(&["--config", path.to_str().unwrap()]).unwrap_err();
+        assert_eq!(err.name, "shards");
     }
 
     #[test]

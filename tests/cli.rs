@@ -6,7 +6,7 @@ mod common;
 use std::ffi::OsString;
 use std::time::Duration;
 
-use common::{broker_command, free_port, poll_until, Broker};
+use common::{broker_command, free_port, Broker, Deadline};
 use tempfile::TempDir;
 
 /// Runs `tidelog` with `args` to completion and returns (exit code, stdout, stderr).
@@ -136,18 +136,17 @@ async fn toml_config_file_is_honoured() {
 
     // auto_create_topics = true with default_partitions = 3: Metadata creates the topic.
     // Kafka may answer LEADER_NOT_AVAILABLE while the new topic settles, so poll.
-    let partitions = poll_until(Duration::from_secs(10), "auto-created topic", || {
-        let client = &mut client;
-        async move {
-            let metadata = client
-                .metadata_with(Some(&["auto-created"]), true)
-                .await
-                .expect("Metadata answer");
-            let topic = metadata.topics.first()?;
-            (topic.error_code == 0).then(|| topic.partitions.len())
+    let deadline = Deadline::new(Duration::from_secs(10), "auto-created topic");
+    let partitions = loop {
+        let metadata = client
+            .metadata_with(Some(&["auto-created"]), true)
+            .await
+            .expect("Metadata answer");
+        match metadata.topics.first() {
+            Some(topic) if topic.error_code == 0 => break topic.partitions.len(),
+            _ => deadline.tick().await,
         }
-    })
-    .await;
+    };
     assert_eq!(partitions, 3, "default_partitions from the config file");
 
     // data_dir from the config file receives the topic's data.

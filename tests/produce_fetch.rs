@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{create_topic, now_ms, poll_until, Broker};
+use common::{create_topic, now_ms, Broker, Deadline};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::produce_request::ProduceRequest;
@@ -105,17 +105,10 @@ async fn produce_with_each_acks_setting_then_fetch_back() {
     assert!(none.is_none());
     base_timestamps.extend(std::iter::repeat_n(base_timestamp, records.len()));
     sent.extend(records);
-    poll_until(Duration::from_secs(10), "acks=0 batch to land", || {
-        let client = &mut client;
-        async move {
-            let latest = client
-                .list_offsets("acks", 0, -1)
-                .await
-                .expect("ListOffsets");
-            (latest.offset == 13).then_some(())
-        }
-    })
-    .await;
+    let deadline = Deadline::new(Duration::from_secs(10), "acks=0 batch to land");
+    while client.list_offsets("acks", 0, -1).await.unwrap().offset != 13 {
+        deadline.tick().await;
+    }
 
     // A later acks=-1 batch lands after the acks=0 one.
     let records = records_for("after", 2);
@@ -407,7 +400,9 @@ async fn pipelined_requests_are_answered_in_order() {
             "round {round}"
         );
 
-        // Requests on one connection are handled in order, so this fetch sees that produce.
+        // Kafka's protocol guide: "the server guarantees that on a single TCP connection,
+        // requests will be processed in the order they are sent and responses will return in
+        // that order as well". So this fetch, written after an acks=-1 produce, sees it.
         let fetched = client
             .read_pipelined::<FetchRequest>(fetch_version)
             .await
@@ -415,7 +410,10 @@ async fn pipelined_requests_are_answered_in_order() {
         let partition = fetch_partition(&fetched, "pipe", 0).unwrap();
         assert_eq!(partition.error_code, 0);
         let expected_end = ((round + 1) * RECORDS_PER_BATCH) as i64;
-        assert_eq!(partition.high_watermark, expected_end, "round {round}");
+        assert_eq!(
+            partition.high_watermark, expected_end,
+            "round {round}: high watermark seen by the fetch pipelined after the produce"
+        );
         let records = decode_batches(&partition.records.clone().unwrap_or_default()).unwrap();
         assert_eq!(records.len() as i64, expected_end, "round {round}");
     }

@@ -1,11 +1,16 @@
 //! Client connections: accept, read frames, dispatch, write responses in request order.
 //!
-//! Each request is handled by its own local task as soon as it is read, so a connection's
-//! requests are processed concurrently (pipelining), while a writer task sends the responses
-//! strictly in the order the requests came, as Kafka requires. At most
+//! Kafka processes a connection's requests in the order they were sent, and answers in that
+//! order. Tidelog keeps both promises while still overlapping the one case that matters for
+//! throughput: consecutive Produce requests run concurrently (their appends start in request
+//! order, so offsets follow it, and pipelined `acks=all` requests share group-commit fsyncs),
+//! while any other request starts only after every earlier request has finished, and a Produce
+//! after another kind of request waits for it. So a Fetch sent after a Produce sees it. A
+//! writer task sends the responses strictly in request order. At most
 //! `max_inflight_requests_per_connection` requests are in flight; beyond that, reading pauses
 //! and TCP pushes back on the client.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -16,7 +21,7 @@ use kafka_protocol::protocol::Decodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use super::shard::Shard;
@@ -70,6 +75,73 @@ enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// Requests of one connection being handled, for the ordering rule in the module doc.
+#[derive(Default)]
+struct InFlight {
+    total: Cell<usize>,
+    non_produce: Cell<usize>,
+    finished: Notify,
+}
+
+impl InFlight {
+    /// Waits until a request of this kind may start.
+    async fn admit(&self, is_produce: bool) {
+        loop {
+            let busy = if is_produce {
+                self.non_produce.get() > 0
+            } else {
+                self.total.get() > 0
+            };
+            if !busy {
+                return;
+            }
+            let finished = self.finished.notified();
+            // Re-check after registering, so a finish in between is not missed.
+            let busy = if is_produce {
+                self.non_produce.get() > 0
+            } else {
+                self.total.get() > 0
+            };
+            if !busy {
+                return;
+            }
+            finished.await;
+        }
+    }
+}
+
+/// Counts one request as in flight until dropped (when its handler task ends, however).
+struct InFlightGuard {
+    in_flight: Rc<InFlight>,
+    is_produce: bool,
+}
+
+impl InFlightGuard {
+    fn new(in_flight: Rc<InFlight>, is_produce: bool) -> InFlightGuard {
+        in_flight.total.set(in_flight.total.get() + 1);
+        if !is_produce {
+            in_flight.non_produce.set(in_flight.non_produce.get() + 1);
+        }
+        InFlightGuard {
+            in_flight,
+            is_produce,
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let in_flight = &self.in_flight;
+        in_flight.total.set(in_flight.total.get().saturating_sub(1));
+        if !self.is_produce {
+            in_flight
+                .non_produce
+                .set(in_flight.non_produce.get().saturating_sub(1));
+        }
+        in_flight.finished.notify_waiters();
+    }
+}
+
 struct ConnectionGuard(Rc<Shard>);
 
 impl Drop for ConnectionGuard {
@@ -88,6 +160,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     let writer_task = tokio::task::spawn_local(write_responses(writer, queue_rx));
     let mut shutdown = shard.shutdown_signal();
     let max_request_bytes = shard.config.max_request_bytes;
+    let in_flight = Rc::new(InFlight::default());
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max_request_bytes) => frame,
@@ -109,11 +182,14 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             Ok(Prepared::Immediate(bytes)) => Pending::Ready(bytes),
             Ok(Prepared::Request(request)) => {
                 let (header, request) = *request;
-                Pending::Handler(tokio::task::spawn_local(handlers::handle(
-                    shard.clone(),
-                    header,
-                    request,
-                )))
+                let is_produce = matches!(request, RequestKind::Produce(_));
+                in_flight.admit(is_produce).await;
+                let guard = InFlightGuard::new(in_flight.clone(), is_produce);
+                let handler = handlers::handle(shard.clone(), header, request);
+                Pending::Handler(tokio::task::spawn_local(async move {
+                    let _guard = guard;
+                    handler.await
+                }))
             }
             Err(reason) => {
                 tracing::warn!(%peer, "closing connection: {reason}");

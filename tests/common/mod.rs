@@ -225,20 +225,29 @@ impl Drop for Broker {
     }
 }
 
-/// Polls `check` every 20 ms until it returns `Some`, panicking with `what` after `timeout`.
-pub async fn poll_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
+/// A polling deadline: call [`Deadline::tick`] between attempts; it panics naming `what` once
+/// `timeout` has passed.
+pub struct Deadline {
+    at: Instant,
+    timeout: Duration,
+    what: &'static str,
+}
+
+impl Deadline {
+    pub fn new(timeout: Duration, what: &'static str) -> Self {
+        Self {
+            at: Instant::now() + timeout,
+            timeout,
+            what,
         }
+    }
+
+    pub async fn tick(&self) {
         assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
+            Instant::now() < self.at,
+            "timed out after {:?} waiting for {}",
+            self.timeout,
+            self.what
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
