@@ -24,7 +24,18 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the broker until SIGINT or SIGTERM.
 pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let config = Arc::new(config);
+    // Handlers first, so that a signal during start-up is not fatal by default action.
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut terminate, mut interrupt) = signals.block_on(async {
+        anyhow::Ok((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
     let (store, catalog) = MetadataStore::open(&config.data_dir, config.node_id)
         .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display()))?;
     let catalog = Arc::new(catalog);
@@ -71,20 +82,13 @@ pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
         "tidelog started"
     );
 
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     signals.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
         tokio::select! {
             _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
         }
         shutdown(&shards).await;
-        anyhow::Ok(())
-    })?;
+    });
     drop(shards);
     for thread in threads {
         let _ = thread.join();
