@@ -87,3 +87,19 @@ def test_topic_administration(broker, topic_name):
     admin.delete_topics([topic_name])
     assert topic_name not in admin.list_topics()
     admin.close()
+
+
+@pytest.mark.matrix("kafka-python", "DescribeLogDirs")
+def test_describe_log_dirs_reports_partition_sizes(broker, topic_name):
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic(topic_name, 2, 1)])
+    produce(broker, topic_name, 10, 1)  # everything to partition 0
+    (described,) = admin.describe_log_dirs()
+    (log_dir,) = described["log_dirs"]
+    assert log_dir["log_dir"] == str(broker.data_dir)
+    assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"]
+    (topic,) = [t for t in log_dir["topics"] if t["name"] == topic_name]
+    sizes = {p["partition_index"]: p["partition_size"] for p in topic["partitions"]}
+    on_disk = sum(f.stat().st_size for f in (broker.data_dir / f"{topic_name}-0").glob("*.log"))
+    assert sizes == {0: on_disk, 1: 0} and on_disk > 10 * 3
+    admin.close()

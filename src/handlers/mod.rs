@@ -12,6 +12,7 @@ mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
 mod incremental_alter_configs;
@@ -76,6 +77,9 @@ pub async fn handle(
         }
         RequestKind::IncrementalAlterConfigs(request) => {
             reply!(incremental_alter_configs::handle(&shard, request).await)
+        }
+        RequestKind::DescribeLogDirs(request) => {
+            reply!(describe_log_dirs::handle(&shard, request, version).await)
         }
         RequestKind::DescribeCluster(request) => {
             reply!(describe_cluster::handle(&shard, request))

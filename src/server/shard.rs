@@ -96,6 +96,7 @@ impl ShardSet {
 /// A partition this shard owns.
 pub struct OwnedPartition {
     pub topic: Arc<TopicMeta>,
+    pub index: i32,
     pub log: Rc<Log>,
 }
 
@@ -231,6 +232,7 @@ impl Shard {
                             (topic_id, partition),
                             Rc::new(OwnedPartition {
                                 topic,
+                                index: partition,
                                 log: owned.log.clone(),
                             }),
                         );
@@ -246,7 +248,11 @@ impl Shard {
                         Ok(log) => {
                             self.partitions.borrow_mut().insert(
                                 (topic_id, partition),
-                                Rc::new(OwnedPartition { topic, log }),
+                                Rc::new(OwnedPartition {
+                                    topic,
+                                    index: partition,
+                                    log,
+                                }),
                             );
                         }
                         Err(error) => {
