@@ -190,5 +190,16 @@ def pytest_sessionfinish(session, exitstatus):
     for scenario in scenarios:
         cells = [_outcomes.get((client, scenario), "-") for client in clients]
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
-    lines += ["", "Client versions: see `compat-tests/requirements.txt` and `scripts/test`.", ""]
+    lines += [
+        "",
+        "Client versions: see `compat-tests/requirements.txt`, `compat-tests/kafkajs/package.json`",
+        "and `scripts/test` (kcat is Debian's, on librdkafka 2.0.2).",
+        "",
+        "Also run by `scripts/test`, outside this table: the Rust client rskafka 0.6",
+        "(`tests/rskafka_client.rs`: topic creation, produce with every codec, fetch, ListOffsets),",
+        "and the broker's own protocol-level tests in `tests/`.",
+        "Go clients: Debian's sarama 1.22 and kafka-go 0.2 predate Kafka 4's protocol floor",
+        "(KIP-896) and are not run yet.",
+        "",
+    ]
     MATRIX_PATH.write_text("\n".join(lines))
