@@ -136,6 +136,26 @@ def topic_name(request):
 # ---- the compatibility matrix -------------------------------------------------------------
 
 MATRIX_PATH = Path(__file__).resolve().parent / "README.md"
+
+_NO_ADMIN = "kcat has no admin commands"
+_GROUP_ADMIN = "consumer group admin: list, describe, delete, list and alter offsets (kafka-consumer-groups)"
+# Cells a client cannot do at all, with why (checked against each client's API).
+NOT_SUPPORTED = {
+    ("kcat", "create, list, describe and delete topics (kafka-topics)"): _NO_ADMIN,
+    ("kcat", "add partitions (kafka-topics --alter)"): _NO_ADMIN,
+    ("kcat", "describe and alter topic configs (kafka-configs)"): _NO_ADMIN,
+    ("kcat", "describe cluster"): _NO_ADMIN + " (-L lists the brokers: see metadata)",
+    ("kcat", "DeleteRecords"): _NO_ADMIN,
+    ("kcat", "DescribeLogDirs"): _NO_ADMIN,
+    ("kcat", _GROUP_ADMIN): _NO_ADMIN,
+    ("confluent-kafka", "DescribeLogDirs"): "confluent-kafka 2.16's AdminClient has no describe_log_dirs",
+    ("aiokafka", "DescribeLogDirs"): "aiokafka's admin client has no describe_log_dirs",
+    ("kafkajs", "DescribeLogDirs"): "kafkajs has no DescribeLogDirs",
+    ("kafkajs", "consume with assign and seek"): "kafkajs consumers have no assign(): they always join a group",
+    ("kafkajs", "produce and consume: compression snappy"): "kafkajs ships only gzip; other codecs are third-party plugins",
+    ("kafkajs", "produce and consume: compression lz4"): "kafkajs ships only gzip; other codecs are third-party plugins",
+    ("kafkajs", "produce and consume: compression zstd"): "kafkajs ships only gzip; other codecs are third-party plugins",
+}
 _outcomes = {}
 
 
@@ -188,7 +208,10 @@ def pytest_sessionfinish(session, exitstatus):
         "|---|" + "---|" * len(clients),
     ]
     for scenario in scenarios:
-        cells = [_outcomes.get((client, scenario), "-") for client in clients]
+        cells = [_outcomes.get((client, scenario))
+                 or ("not supported: " + NOT_SUPPORTED[(client, scenario)] if (client, scenario) in NOT_SUPPORTED
+                     else "-")
+                 for client in clients]
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
     lines += [
         "",

@@ -59,7 +59,8 @@ async def create(bootstrap, topic, partitions=2, configs=None):
         await admin.close()
 
 
-@pytest.mark.parametrize("acks,compression", [(1, None), ("all", "gzip"), (0, None)])
+@pytest.mark.parametrize("acks,compression", [
+    (1, None), ("all", "gzip"), (1, "snappy"), (1, "lz4"), (1, "zstd"), (0, None)])
 def test_produce_and_consume_with_assign_and_seek(broker, topic_name, acks, compression, request):
     request.node.add_marker(pytest.mark.matrix("aiokafka", f"produce acks={acks}"))
     request.node.add_marker(pytest.mark.matrix("aiokafka", f"produce and consume: compression {compression or 'none'}"))
@@ -107,3 +108,39 @@ def test_admin(broker, topic_name):
     entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
     assert entries["retention.ms"] == "120000"
     assert entries["segment.bytes"] == "1073741824"
+
+
+@pytest.mark.matrix("aiokafka", "timestamps and ListOffsets by time")
+def test_offsets_for_times(broker, topic_name):
+    async def scenario():
+        await create(broker.bootstrap, topic_name)
+        await produce(broker.bootstrap, topic_name, 20)  # partition i % 2, timestamp base + i
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic_name, 1)
+            found = await consumer.offsets_for_times({tp: 1_700_000_000_007})
+            ends = await consumer.end_offsets([tp])
+            return found[tp], ends[tp]
+        finally:
+            await consumer.stop()
+
+    found, end = run(scenario())
+    # Partition 1 holds i = 1, 3, 5, ...: the first at or after base + 7 is i = 7, offset 3.
+    assert (found.offset, found.timestamp) == (3, 1_700_000_000_007)
+    assert end == 10
+
+
+@pytest.mark.matrix("aiokafka", "describe cluster")
+def test_describe_cluster(broker):
+    async def scenario():
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            return await admin.describe_cluster()
+        finally:
+            await admin.close()
+
+    cluster = run(scenario())
+    assert cluster["controller_id"] == 1
+    assert [(b["node_id"], b["host"], b["port"]) for b in cluster["brokers"]] == [(1, "127.0.0.1", broker.port)]

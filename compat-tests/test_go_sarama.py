@@ -12,17 +12,19 @@ BINARY = Path(os.environ.get("TIDELOG_SARAMA_BIN", "/nonexistent"))
 pytestmark = pytest.mark.skipif(not BINARY.exists(), reason="the sarama scenarios binary was not built")
 
 
-def run(scenario, broker, topic):
+def run(scenario, broker, topic, codec="gzip"):
     result = subprocess.run([str(BINARY), scenario, broker.bootstrap, topic],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "CODEC": codec})
     return result
 
 
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 @pytest.mark.matrix("sarama (Go)", "produce acks=all")
-@pytest.mark.matrix("sarama (Go)", "produce and consume: compression gzip")
 @pytest.mark.matrix("sarama (Go)", "produce and consume: keys, values, headers, offsets")
-def test_produce_and_consume(broker, topic_name):
-    result = run("produce-consume", broker, topic_name)
+@pytest.mark.matrix("sarama (Go)", "old protocol versions (client from 2019, protocol 2.1)")
+def test_produce_and_consume(broker, topic_name, codec, request):
+    request.node.add_marker(pytest.mark.matrix("sarama (Go)", f"produce and consume: compression {codec}"))
+    result = run("produce-consume", broker, topic_name, codec)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["offsets"] == list(range(20))
@@ -30,6 +32,7 @@ def test_produce_and_consume(broker, topic_name):
     assert (seen["oldest"], seen["newest"]) == (0, 20)
 
 
+@pytest.mark.matrix("sarama (Go)", "metadata")
 @pytest.mark.matrix("sarama (Go)", "create, list, describe and delete topics (kafka-topics)")
 @pytest.mark.matrix("sarama (Go)", "add partitions (kafka-topics --alter)")
 def test_topic_administration(broker, topic_name):

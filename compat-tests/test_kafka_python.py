@@ -33,11 +33,12 @@ def consume(broker, topic, partitions, count, **config):
     return records
 
 
-def check_round_trip(metadata, records, partitions):
+def check_round_trip(metadata, records, partitions, acks=1):
     assert len(records) == len(metadata)
-    for partition in range(partitions):
-        offsets = sorted(m.offset for m in metadata if m.partition == partition)
-        assert offsets == list(range(len(offsets)))
+    if acks != 0:  # acks=0 reports no offsets
+        for partition in range(partitions):
+            offsets = sorted(m.offset for m in metadata if m.partition == partition)
+            assert offsets == list(range(len(offsets)))
     for record in records:
         i = int(record.key[1:])
         assert record.value == b"v%d" % i
@@ -46,7 +47,8 @@ def check_round_trip(metadata, records, partitions):
         assert record.timestamp == 1_700_000_000_000 + i
 
 
-@pytest.mark.parametrize("acks,compression", [(1, None), ("all", "gzip")])
+@pytest.mark.parametrize("acks,compression", [
+    (1, None), ("all", "gzip"), (1, "snappy"), (1, "lz4"), (1, "zstd"), (0, None)])
 def test_produce_and_consume(broker, topic_name, acks, compression, request):
     request.node.add_marker(pytest.mark.matrix("kafka-python", f"produce acks={acks}"))
     request.node.add_marker(pytest.mark.matrix(
@@ -55,7 +57,9 @@ def test_produce_and_consume(broker, topic_name, acks, compression, request):
     admin.create_topics([NewTopic(topic_name, 2, 1)])
     metadata = produce(broker, topic_name, 40, 2, acks=acks, compression_type=compression)
     records = consume(broker, topic_name, 2, 40)
-    check_round_trip(metadata, records, 2)
+    check_round_trip(metadata, records, 2, acks)
+    assert sorted((r.partition, r.offset) for r in records) == sorted(
+        [(0, o) for o in range(20)] + [(1, o) for o in range(20)])
     admin.close()
 
 
@@ -67,7 +71,10 @@ def test_pinned_old_api_version(broker, topic_name):
     check_round_trip(metadata, records, 1)
 
 
+@pytest.mark.matrix("kafka-python", "metadata")
+@pytest.mark.matrix("kafka-python", "add partitions (kafka-topics --alter)")
 @pytest.mark.matrix("kafka-python", "create, list, describe and delete topics (kafka-topics)")
+@pytest.mark.matrix("kafka-python", "describe and alter topic configs (kafka-configs)")
 def test_topic_administration(broker, topic_name):
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     admin.create_topics([NewTopic(topic_name, 3, 1, topic_configs={"retention.ms": "60000"})])
@@ -84,6 +91,9 @@ def test_topic_administration(broker, topic_name):
     # By default kafka-python lists only modified configs, with where each came from.
     retention = configs["topic"][topic_name]["retention.ms"]
     assert (retention["value"], retention["config_source"]) == ("60000", "DYNAMIC_TOPIC_CONFIG")
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic_name, configs={"retention.ms": "90000"})])
+    configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic_name)])
+    assert configs["topic"][topic_name]["retention.ms"]["value"] == "90000"
     admin.delete_topics([topic_name])
     assert topic_name not in admin.list_topics()
     admin.close()
@@ -103,3 +113,25 @@ def test_describe_log_dirs_reports_partition_sizes(broker, topic_name):
     on_disk = sum(f.stat().st_size for f in (broker.data_dir / f"{topic_name}-0").glob("*.log"))
     assert sizes == {0: on_disk, 1: 0} and on_disk > 10 * 3
     admin.close()
+
+
+@pytest.mark.matrix("kafka-python", "describe cluster")
+def test_describe_cluster(broker):
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    cluster = admin.describe_cluster()
+    admin.close()
+    assert cluster["controller_id"] == 1
+    assert [(b["broker_id"], b["host"], b["port"]) for b in cluster["brokers"]] == [(1, "127.0.0.1", broker.port)]
+    assert len(cluster["cluster_id"]) == 22
+
+
+@pytest.mark.matrix("kafka-python", "timestamps and ListOffsets by time")
+def test_offsets_for_times(broker, topic_name):
+    produce(broker, topic_name, 10, 1)  # timestamps 1_700_000_000_000 + i
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    tp = TopicPartition(topic_name, 0)
+    found = consumer.offsets_for_times({tp: 1_700_000_000_004})
+    assert (found[tp].offset, found[tp].timestamp) == (4, 1_700_000_000_004)
+    assert consumer.beginning_offsets([tp]) == {tp: 0}
+    assert consumer.end_offsets([tp]) == {tp: 10}
+    consumer.close()

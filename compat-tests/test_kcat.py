@@ -38,6 +38,7 @@ def test_metadata_lists_broker_and_topic(broker, topic_name):
 
 
 @pytest.mark.matrix("kcat", "produce and consume: keys, values, headers, offsets")
+@pytest.mark.matrix("kcat", "produce and consume: compression none")
 def test_produce_with_keys_and_headers_then_consume_from_beginning(broker, topic_name):
     lines = "".join(f"key{i}:value{i}\n" for i in range(20))
     kcat(broker, "-P", "-t", topic_name, "-K:", "-H", "app=tidelog", "-H", "n=1", input=lines)
@@ -73,3 +74,30 @@ def test_consume_from_offset_and_from_end(broker, topic_name):
     assert len(records) == 3
     assert all(r["value"] == "late" and r["offset"] >= 10 for r in records)
     assert [r["offset"] for r in records] == sorted(r["offset"] for r in records)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_produce_compressed_with_each_acks(broker, topic_name, codec, request):
+    request.node.add_marker(pytest.mark.matrix("kcat", f"produce and consume: compression {codec}"))
+    for acks in ("0", "1", "all"):
+        request.node.add_marker(pytest.mark.matrix("kcat", f"produce acks={acks}"))
+    sent = []
+    for acks in ("0", "1", "all"):
+        lines = [f"{acks}-{i}:{codec}-{acks}-{i}" for i in range(10)]
+        kcat(broker, "-P", "-t", topic_name, "-K:", "-z", codec, "-X", f"acks={acks}", input="\n".join(lines) + "\n")
+        sent += [line.split(":", 1) for line in lines]
+    records = consume(broker, topic_name, "beginning")
+    assert [(r["key"], r["value"]) for r in records] == [(k, v) for k, v in sent]
+    assert [r["offset"] for r in records] == list(range(30))
+
+
+@pytest.mark.matrix("kcat", "timestamps and ListOffsets by time")
+def test_consume_from_a_timestamp(broker, topic_name):
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": False})
+    for i in range(10):
+        producer.produce(topic_name, value=b"t%d" % i, timestamp=1_700_000_000_000 + 1000 * i)
+    assert producer.flush(30) == 0
+    records = consume(broker, topic_name, "s@1700000004500")
+    assert [(r["offset"], r["value"], r["ts"]) for r in records] == [
+        (i, f"t{i}", 1_700_000_000_000 + 1000 * i) for i in range(5, 10)]

@@ -17,7 +17,19 @@ func config() *sarama.Config {
 	c.Version = sarama.V2_1_0_0
 	c.Producer.Return.Successes = true
 	c.Producer.RequiredAcks = sarama.WaitForAll
-	c.Producer.Compression = sarama.CompressionGZIP
+	// CODEC picks the compression of produced batches (default gzip).
+	switch os.Getenv("CODEC") {
+	case "none":
+		c.Producer.Compression = sarama.CompressionNone
+	case "snappy":
+		c.Producer.Compression = sarama.CompressionSnappy
+	case "lz4":
+		c.Producer.Compression = sarama.CompressionLZ4
+	case "zstd":
+		c.Producer.Compression = sarama.CompressionZSTD
+	default:
+		c.Producer.Compression = sarama.CompressionGZIP
+	}
 	c.Consumer.Return.Errors = true
 	return c
 }

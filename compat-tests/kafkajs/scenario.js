@@ -76,6 +76,46 @@ const scenarios = {
     };
   },
 
+  async idempotent() {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const sent = await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }] });
+    await producer.disconnect();
+    return { base: sent[0].baseOffset };
+  },
+
+  async deleteRecords() {
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic, messages: Array.from({ length: 10 }, (_, i) => ({ value: `m${i}` })) });
+    await producer.disconnect();
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '4' }] });
+    const offsets = await admin.fetchTopicOffsets(topic);
+    await admin.disconnect();
+    return { low: offsets[0].low };
+  },
+
+  async groupAdmin() {
+    const admin = kafka.admin();
+    await admin.connect();
+    const groupId = `g-${topic}`;
+    await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '3' }] });
+    const fetched = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const listed = await admin.listGroups();
+    const described = await admin.describeGroups([groupId]);
+    await admin.deleteGroups([groupId]);
+    const after = await admin.listGroups();
+    await admin.disconnect();
+    return {
+      offset: fetched[0].partitions[0].offset,
+      listed: listed.groups.some((g) => g.groupId === groupId),
+      described: described.groups[0].groupId,
+      deleted: !after.groups.some((g) => g.groupId === groupId),
+    };
+  },
+
   async consume() {
     // kafkajs consumers always join a group (no assign): needs the consumer-groups issue.
     const consumer = kafka.consumer({ groupId: `g-${topic}`, sessionTimeout: 10000 });
