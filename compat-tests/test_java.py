@@ -117,12 +117,31 @@ def test_kafka_configs_broker_describe(broker):
     assert "  node.id=1 sensitive=false source=STATIC_BROKER_CONFIG" in described
 
 
-@pytest.mark.xfail(reason="dynamic broker configs are not implemented: broker settings are flags, "
-                          "TIDELOG_* variables or the --config file", strict=True)
 @pytest.mark.matrix(CLIENT, "alter broker configs (kafka-configs --entity-type brokers --alter)")
-def test_kafka_configs_broker_alter(broker):
+def test_kafka_configs_broker_alter(broker, topic_name):
+    tool("KafkaTopics", broker, "--create", "--topic", topic_name)
     tool("KafkaConfigs", broker, "--entity-type", "brokers", "--entity-name", "1", "--alter",
-         "--add-config", "log.retention.ms=1000")
+         "--add-config", "log.retention.ms=86400000,log.segment.bytes=1048576")
+    described = tool("KafkaConfigs", broker, "--entity-type", "brokers", "--entity-name", "1", "--describe")
+    assert "  log.retention.ms=86400000 sensitive=false source=DYNAMIC_BROKER_CONFIG" in described
+    # Topics without their own value inherit the broker's; a topic override still wins.
+    tool("KafkaConfigs", broker, "--entity-type", "topics", "--entity-name", topic_name, "--alter",
+         "--add-config", "segment.bytes=2097152")
+    topic = tool("KafkaConfigs", broker, "--entity-type", "topics", "--entity-name", topic_name, "--describe", "--all")
+    assert "  retention.ms=86400000 sensitive=false source=DYNAMIC_BROKER_CONFIG" in topic
+    assert "  segment.bytes=2097152 sensitive=false source=DYNAMIC_TOPIC_CONFIG" in topic
+    tool("KafkaConfigs", broker, "--entity-type", "brokers", "--entity-name", "1", "--alter",
+         "--delete-config", "log.retention.ms")
+    topic = tool("KafkaConfigs", broker, "--entity-type", "topics", "--entity-name", topic_name, "--describe", "--all")
+    assert "  retention.ms=604800000 sensitive=false source=DEFAULT_CONFIG" in topic
+    # Static settings (flags, environment, file) cannot change at run time.
+    refused = java("KafkaConfigs", "--bootstrap-server", broker.bootstrap, "--entity-type", "brokers",
+                   "--entity-name", "1", "--alter", "--add-config", "num.partitions=3", check=False)
+    assert refused.returncode != 0 and "Cannot update num.partitions dynamically" in refused.stderr
+    # They survive a restart: they are in the metadata log.
+    broker.restart()
+    described = tool("KafkaConfigs", broker, "--entity-type", "brokers", "--entity-name", "1", "--describe")
+    assert "  log.segment.bytes=1048576 sensitive=false source=DYNAMIC_BROKER_CONFIG" in described
 
 
 @pytest.mark.matrix(CLIENT, "console producer and consumer (keys, headers, from beginning)")

@@ -4,6 +4,7 @@
 //! controller on shard 0) and applied in order to an immutable `Catalog` value; every shard
 //! holds an `Arc` of the latest snapshot, replaced by message, never shared behind a lock.
 
+pub mod broker_config;
 pub mod store;
 pub mod topic_config;
 
@@ -34,6 +35,10 @@ pub enum MetadataRecord {
         id: Uuid,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces the dynamic broker configs as a whole.
+    SetBrokerConfigs {
+        configs: BTreeMap<String, String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +64,8 @@ pub struct Catalog {
     pub version: u64,
     pub topics_by_name: BTreeMap<String, Arc<TopicMeta>>,
     pub topics_by_id: HashMap<Uuid, Arc<TopicMeta>>,
+    /// Dynamic broker configs (`broker_config`), under Kafka's broker names.
+    pub broker_configs: BTreeMap<String, String>,
 }
 
 impl Catalog {
@@ -109,7 +116,21 @@ impl Catalog {
             MetadataRecord::SetTopicConfigs { id, configs } => {
                 self.update_topic(id, |topic| topic.configs = configs.clone())
             }
+            MetadataRecord::SetBrokerConfigs { configs } => self.broker_configs = configs.clone(),
         }
+    }
+
+    /// Topic config defaults set by dynamic broker configs (topic config name → value).
+    pub fn topic_defaults(&self) -> BTreeMap<String, String> {
+        broker_config::topic_defaults(&self.broker_configs)
+    }
+
+    /// A topic's configs in force other than built-in defaults: the broker's dynamic defaults,
+    /// then the topic's own overrides on top.
+    pub fn effective_topic_configs(&self, topic: &TopicMeta) -> BTreeMap<String, String> {
+        let mut configs = self.topic_defaults();
+        configs.extend(topic.configs.clone());
+        configs
     }
 
     fn update_topic(&mut self, id: &Uuid, change: impl FnOnce(&mut TopicMeta)) {

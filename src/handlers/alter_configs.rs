@@ -7,18 +7,13 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::topic_admin::{alter_topic_configs, validate_configs, AdminError};
+use super::topic_admin::{
+    alter_broker_configs, alter_topic_configs, check_broker_name, validate_configs, AdminError,
+};
 use super::util::str_bytes;
+use crate::catalog::broker_config;
 use crate::protocol::error_code;
 use crate::server::Shard;
-
-pub fn broker_configs_are_static() -> AdminError {
-    (
-        error_code::INVALID_REQUEST,
-        "Tidelog's broker configs are static: set them with flags, TIDELOG_* variables or --config"
-            .to_string(),
-    )
-}
 
 pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut outcomes: Vec<Option<Result<(), AdminError>>> = Vec::new();
@@ -42,7 +37,7 @@ pub async fn handle(shard: &Rc<Shard>, request: AlterConfigsRequest) -> AlterCon
                     Err(error) => Some(Err(error)),
                 }
             }
-            RESOURCE_BROKER => Some(Err(broker_configs_are_static())),
+            RESOURCE_BROKER => Some(alter_broker(shard, resource, request.validate_only).await),
             other => Some(Err((
                 error_code::INVALID_REQUEST,
                 format!("Unsupported resource type {other}"),
@@ -89,4 +84,31 @@ pub(super) fn to_response(
             .with_error_code(code)
             .with_error_message(Some(str_bytes(&message))),
     }
+}
+
+/// AlterConfigs on the broker: the given configs become the whole set of dynamic broker
+/// configs.
+async fn alter_broker(
+    shard: &Rc<Shard>,
+    resource: &kafka_protocol::messages::alter_configs_request::AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), AdminError> {
+    check_broker_name(shard, resource.resource_name.as_str())?;
+    let mut replacement = std::collections::BTreeMap::new();
+    for config in &resource.configs {
+        let name = config.name.to_string();
+        let value = config
+            .value
+            .as_ref()
+            .map(|v| v.to_string())
+            .ok_or_else(|| {
+                (
+                    error_code::INVALID_CONFIG,
+                    format!("Null value not supported for {name}"),
+                )
+            })?;
+        broker_config::validate(&name, &value).map_err(|m| (error_code::INVALID_CONFIG, m))?;
+        replacement.insert(name, value);
+    }
+    alter_broker_configs(shard, move |_| Ok(replacement), validate_only).await
 }

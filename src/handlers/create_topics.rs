@@ -37,6 +37,7 @@ pub async fn handle(
         })
         .collect();
     let results = create_topics(shard, new_topics, request.validate_only).await;
+    let inherited = shard.catalog().topic_defaults();
     let topics = names
         .into_iter()
         .zip(results)
@@ -44,7 +45,7 @@ pub async fn handle(
             let base = CreatableTopicResult::default().with_name(name);
             match result {
                 Ok(topic) => {
-                    let configs = topic_config_entries(&topic.configs)
+                    let configs = topic_config_entries(&topic.configs, &inherited)
                         .into_iter()
                         .map(|entry| {
                             CreatableTopicConfigs::default()

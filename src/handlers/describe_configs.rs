@@ -10,7 +10,8 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::util::str_bytes;
-use crate::catalog::topic_config::{ConfigType, TOPIC_CONFIGS};
+use crate::catalog::broker_config::DYNAMIC_BROKER_CONFIGS;
+use crate::catalog::topic_config::{self, ConfigType, TOPIC_CONFIGS};
 use crate::config::BrokerConfig;
 use crate::protocol::error_code;
 use crate::server::Shard;
@@ -20,6 +21,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
@@ -33,33 +35,51 @@ pub struct ConfigEntry {
     pub doc: &'static str,
 }
 
-/// Every topic config with the value in force for these overrides.
-pub fn topic_config_entries(overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+/// Every topic config with the value in force: the topic's override, else the default set by
+/// a dynamic broker config (`inherited`), else the built-in default.
+pub fn topic_config_entries(
+    overrides: &BTreeMap<String, String>,
+    inherited: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
     TOPIC_CONFIGS
         .iter()
-        .map(|def| match overrides.get(def.name) {
-            Some(value) => ConfigEntry {
-                name: def.name,
-                value: value.clone(),
-                source: SOURCE_DYNAMIC_TOPIC,
-                read_only: false,
-                config_type: def.config_type,
-                doc: def.doc,
+        .map(
+            |def| match (overrides.get(def.name), inherited.get(def.name)) {
+                (Some(value), _) => ConfigEntry {
+                    name: def.name,
+                    value: value.clone(),
+                    source: SOURCE_DYNAMIC_TOPIC,
+                    read_only: false,
+                    config_type: def.config_type,
+                    doc: def.doc,
+                },
+                (None, Some(value)) => ConfigEntry {
+                    name: def.name,
+                    value: value.clone(),
+                    source: SOURCE_DYNAMIC_BROKER,
+                    read_only: false,
+                    config_type: def.config_type,
+                    doc: def.doc,
+                },
+                (None, None) => ConfigEntry {
+                    name: def.name,
+                    value: def.default.to_string(),
+                    source: SOURCE_DEFAULT,
+                    read_only: false,
+                    config_type: def.config_type,
+                    doc: def.doc,
+                },
             },
-            None => ConfigEntry {
-                name: def.name,
-                value: def.default.to_string(),
-                source: SOURCE_DEFAULT,
-                read_only: false,
-                config_type: def.config_type,
-                doc: def.doc,
-            },
-        })
+        )
         .collect()
 }
 
-/// The broker's settings under Kafka's names, read-only.
-fn broker_config_entries(config: &BrokerConfig) -> Vec<ConfigEntry> {
+/// The broker's settings under Kafka's names: the static ones read-only, then the dynamic ones
+/// (set, or at their defaults).
+fn broker_config_entries(
+    config: &BrokerConfig,
+    dynamic: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
     let advertised = format!(
         "PLAINTEXT://{}:{}",
         config.advertised_host, config.advertised_port
@@ -126,7 +146,7 @@ fn broker_config_entries(config: &BrokerConfig) -> Vec<ConfigEntry> {
             "Shards (threads pinned to cores).",
         ),
     ];
-    entries
+    let static_entries = entries
         .into_iter()
         .map(|(name, value, config_type, doc)| ConfigEntry {
             name,
@@ -135,8 +155,23 @@ fn broker_config_entries(config: &BrokerConfig) -> Vec<ConfigEntry> {
             read_only: true,
             config_type,
             doc,
+        });
+    let dynamic_entries = DYNAMIC_BROKER_CONFIGS.iter().filter_map(|c| {
+        let def = topic_config::find(c.topic_config)?;
+        let (value, source) = match dynamic.get(c.name) {
+            Some(value) => (value.clone(), SOURCE_DYNAMIC_BROKER),
+            None => (def.default.to_string(), SOURCE_DEFAULT),
+        };
+        Some(ConfigEntry {
+            name: c.name,
+            value,
+            source,
+            read_only: false,
+            config_type: def.config_type,
+            doc: def.doc,
         })
-        .collect()
+    });
+    static_entries.chain(dynamic_entries).collect()
 }
 
 pub fn handle(
@@ -154,7 +189,10 @@ pub fn handle(
                 .with_resource_name(resource.resource_name.clone());
             let entries = match resource.resource_type {
                 RESOURCE_TOPIC => match catalog.topic(resource.resource_name.as_str()) {
-                    Some(topic) => Ok(topic_config_entries(&topic.configs)),
+                    Some(topic) => Ok(topic_config_entries(
+                        &topic.configs,
+                        &catalog.topic_defaults(),
+                    )),
                     None => Err((
                         error_code::UNKNOWN_TOPIC_OR_PARTITION,
                         format!("Topic {} does not exist", resource.resource_name.as_str()),
@@ -163,7 +201,10 @@ pub fn handle(
                 RESOURCE_BROKER => {
                     let name = resource.resource_name.as_str();
                     if name.is_empty() || name == shard.config.node_id.to_string() {
-                        Ok(broker_config_entries(&shard.config))
+                        Ok(broker_config_entries(
+                            &shard.config,
+                            &catalog.broker_configs,
+                        ))
                     } else {
                         Err((
                             error_code::INVALID_REQUEST,

@@ -1,5 +1,6 @@
 //! IncrementalAlterConfigs (KIP-339): SET, DELETE, APPEND and SUBTRACT (the last two for list
-//! configs such as `cleanup.policy`) applied to a topic's current overrides.
+//! configs such as `cleanup.policy`) applied to a topic's current overrides, or to the dynamic
+//! broker configs.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -7,10 +8,12 @@ use std::rc::Rc;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::broker_configs_are_static;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::topic_admin::{alter_topic_configs, AdminError};
+use super::topic_admin::{
+    alter_broker_configs, alter_topic_configs, check_broker_name, AdminError,
+};
 use super::util::str_bytes;
+use crate::catalog::broker_config;
 use crate::catalog::topic_config::{self, ConfigType};
 use crate::protocol::error_code;
 use crate::server::Shard;
@@ -50,16 +53,40 @@ pub async fn handle(
                         value: c.value.as_ref().map(|v| v.to_string()),
                     })
                     .collect();
-                match check_ops(&ops) {
+                match check_ops(Scope::Topic, &ops) {
                     Ok(()) => {
-                        let change: Change = Box::new(move |current| apply_ops(current, &ops));
+                        let change: Change =
+                            Box::new(move |current| apply_ops(Scope::Topic, current, &ops));
                         changes.push((resource.resource_name.to_string(), change));
                         None
                     }
                     Err(error) => Some(Err(error)),
                 }
             }
-            RESOURCE_BROKER => Some(Err(broker_configs_are_static())),
+            RESOURCE_BROKER => {
+                let ops: Vec<ConfigOp> = resource
+                    .configs
+                    .iter()
+                    .map(|c| ConfigOp {
+                        name: c.name.to_string(),
+                        operation: c.config_operation,
+                        value: c.value.as_ref().map(|v| v.to_string()),
+                    })
+                    .collect();
+                let checked = check_broker_name(shard, resource.resource_name.as_str())
+                    .and_then(|()| check_ops(Scope::Broker, &ops));
+                Some(match checked {
+                    Ok(()) => {
+                        alter_broker_configs(
+                            shard,
+                            move |current| apply_ops(Scope::Broker, current, &ops),
+                            request.validate_only,
+                        )
+                        .await
+                    }
+                    Err(error) => Err(error),
+                })
+            }
             other => Some(Err((
                 error_code::INVALID_REQUEST,
                 format!("Unsupported resource type {other}"),
@@ -96,12 +123,47 @@ pub async fn handle(
         .with_responses(responses)
 }
 
+/// Which configs the operations apply to.
+#[derive(Clone, Copy)]
+enum Scope {
+    Topic,
+    Broker,
+}
+
+impl Scope {
+    /// The config's type, or why it cannot be changed.
+    fn config_type(self, name: &str) -> Result<ConfigType, String> {
+        match self {
+            Scope::Topic => topic_config::find(name)
+                .map(|d| d.config_type)
+                .ok_or_else(|| format!("Unknown topic config name: {name}")),
+            Scope::Broker => broker_config::find(name)
+                .and_then(|c| topic_config::find(c.topic_config))
+                .map(|d| d.config_type)
+                .ok_or_else(|| broker_config::not_dynamic(name)),
+        }
+    }
+
+    fn validate(self, name: &str, value: &str) -> Result<(), String> {
+        match self {
+            Scope::Topic => topic_config::validate(name, value),
+            Scope::Broker => broker_config::validate(name, value),
+        }
+    }
+
+    fn default(self, name: &str) -> Option<&'static str> {
+        match self {
+            Scope::Topic => topic_config::find(name).map(|d| d.default),
+            Scope::Broker => broker_config::default_value(name),
+        }
+    }
+}
+
 /// Checks names, operations and values before anything is planned.
-fn check_ops(ops: &[ConfigOp]) -> Result<(), AdminError> {
+fn check_ops(scope: Scope, ops: &[ConfigOp]) -> Result<(), AdminError> {
     let invalid = |message: String| (error_code::INVALID_CONFIG, message);
     for op in ops {
-        let def = topic_config::find(&op.name)
-            .ok_or_else(|| invalid(format!("Unknown topic config name: {}", op.name)))?;
+        let config_type = scope.config_type(&op.name).map_err(invalid)?;
         match op.operation {
             OP_DELETE => {}
             OP_SET | OP_APPEND | OP_SUBTRACT => {
@@ -109,7 +171,7 @@ fn check_ops(ops: &[ConfigOp]) -> Result<(), AdminError> {
                     .value
                     .as_deref()
                     .ok_or_else(|| invalid(format!("Null value not supported for {}", op.name)))?;
-                if op.operation != OP_SET && def.config_type != ConfigType::List {
+                if op.operation != OP_SET && config_type != ConfigType::List {
                     return Err((
                         error_code::INVALID_CONFIG,
                         format!(
@@ -118,7 +180,7 @@ fn check_ops(ops: &[ConfigOp]) -> Result<(), AdminError> {
                         ),
                     ));
                 }
-                topic_config::validate(&op.name, value).map_err(invalid)?;
+                scope.validate(&op.name, value).map_err(invalid)?;
             }
             other => {
                 return Err((
@@ -132,6 +194,7 @@ fn check_ops(ops: &[ConfigOp]) -> Result<(), AdminError> {
 }
 
 fn apply_ops(
+    scope: Scope,
     current: &BTreeMap<String, String>,
     ops: &[ConfigOp],
 ) -> Result<BTreeMap<String, String>, AdminError> {
@@ -146,7 +209,11 @@ fn apply_ops(
                 configs.remove(&op.name);
             }
             OP_APPEND | OP_SUBTRACT => {
-                let existing = topic_config::effective(&configs, &op.name).unwrap_or("");
+                let existing = configs
+                    .get(&op.name)
+                    .map(String::as_str)
+                    .or_else(|| scope.default(&op.name))
+                    .unwrap_or("");
                 let mut items: Vec<String> = existing
                     .split(',')
                     .map(|s| s.trim().to_string())

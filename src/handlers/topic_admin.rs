@@ -278,3 +278,40 @@ where
     .await;
     planned.unwrap_or_else(|error| vec![Err(error); count])
 }
+
+/// Replaces the dynamic broker configs: `change` maps the current ones to the new ones (or an
+/// error).
+pub async fn alter_broker_configs<C>(
+    shard: &Rc<Shard>,
+    change: C,
+    validate_only: bool,
+) -> Result<(), AdminError>
+where
+    C: FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AdminError>
+        + Send
+        + 'static,
+{
+    on_controller(shard, move |catalog| {
+        match change(&catalog.broker_configs) {
+            Ok(configs) if !validate_only && configs != catalog.broker_configs => {
+                (vec![MetadataRecord::SetBrokerConfigs { configs }], Ok(()))
+            }
+            Ok(_) => (Vec::new(), Ok(())),
+            Err(error) => (Vec::new(), Err(error)),
+        }
+    })
+    .await?
+}
+
+/// The broker a config request names: this node's id, or "" for the cluster-wide default
+/// (the same thing on a single node).
+pub fn check_broker_name(shard: &Shard, name: &str) -> Result<(), AdminError> {
+    if name.is_empty() || name == shard.config.node_id.to_string() {
+        Ok(())
+    } else {
+        Err((
+            error_code::INVALID_REQUEST,
+            format!("Unknown broker {name}"),
+        ))
+    }
+}
