@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Record timestamps of the suites: a whole second one hour ago. Recent on purpose: records
+# older than retention.ms (7 days by default) are deleted by time retention, as in Kafka.
+BASE_TS = (int(time.time()) - 3600) * 1000
 BIN = os.environ.get("TIDELOG_BIN", str(REPO / "target" / "debug" / "tidelog"))
 
 

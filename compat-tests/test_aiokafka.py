@@ -4,6 +4,8 @@ the admin client's topic and config operations."""
 import asyncio
 
 import pytest
+
+from conftest import BASE_TS
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -21,7 +23,7 @@ async def produce(bootstrap, topic, count, **config):
         for i in range(count):
             sent.append(await producer.send_and_wait(
                 topic, key=b"k%d" % i, value=None if i % 7 == 6 else b"v%d" % i,
-                headers=[("i", str(i).encode())], timestamp_ms=1_700_000_000_000 + i, partition=i % 2))
+                headers=[("i", str(i).encode())], timestamp_ms=BASE_TS + i, partition=i % 2))
         return sent
     finally:
         await producer.stop()
@@ -77,7 +79,7 @@ def test_produce_and_consume_with_assign_and_seek(broker, topic_name, acks, comp
         assert record.partition == i % 2 and record.offset == i // 2
         assert record.value == (None if i % 7 == 6 else b"v%d" % i)
         assert list(record.headers) == [("i", str(i).encode())]
-        assert record.timestamp == 1_700_000_000_000 + i
+        assert record.timestamp == BASE_TS + i
     assert (again.partition, again.offset, again.key) == (0, 2, b"k4")
 
 
@@ -119,7 +121,7 @@ def test_offsets_for_times(broker, topic_name):
         await consumer.start()
         try:
             tp = TopicPartition(topic_name, 1)
-            found = await consumer.offsets_for_times({tp: 1_700_000_000_007})
+            found = await consumer.offsets_for_times({tp: BASE_TS + 7})
             ends = await consumer.end_offsets([tp])
             return found[tp], ends[tp]
         finally:
@@ -127,7 +129,7 @@ def test_offsets_for_times(broker, topic_name):
 
     found, end = run(scenario())
     # Partition 1 holds i = 1, 3, 5, ...: the first at or after base + 7 is i = 7, offset 3.
-    assert (found.offset, found.timestamp) == (3, 1_700_000_000_007)
+    assert (found.offset, found.timestamp) == (3, BASE_TS + 7)
     assert end == 10
 
 

@@ -9,10 +9,9 @@ from confluent_kafka import (KafkaError, KafkaException, Consumer, Producer, Top
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    NewPartitions, NewTopic, ResourceType)
 
-from conftest import wait_until
+from conftest import BASE_TS, wait_until
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-BASE_TS = 1_700_000_000_000
 
 
 def admin(broker):

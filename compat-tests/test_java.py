@@ -2,6 +2,7 @@
 and consumer scenarios, and stand-ins for the CLI tools with the tools' own flags, each checked
 by reading its effect back."""
 
+import datetime
 import json
 import os
 import shutil
@@ -10,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BASE_TS
+
 CLASSPATH = os.environ.get("TIDELOG_JAVA_CLASSPATH")
 pytestmark = pytest.mark.skipif(not CLASSPATH or shutil.which("java") is None,
                                 reason="the Java scenarios were not compiled (scripts/test does it)")
 CLIENT = "Java kafka-clients 4.3"
 GROUPS = pytest.mark.xfail(reason="consumer groups are issue 4", strict=False)
-IDEMPOTENCE = pytest.mark.xfail(reason="idempotent producers need InitProducerId (durability issue 3)", strict=False)
 
 
 def java(main, *args, input=None, check=True, timeout=120):
-    result = subprocess.run(["java", "-cp", CLASSPATH, main, *args], input=input,
+    result = subprocess.run(["java", f"-Dtidelog.base.ts={BASE_TS}", "-cp", CLASSPATH, main, *args], input=input,
                             capture_output=True, text=True, timeout=timeout)
     if check:
         assert result.returncode == 0, f"{main} {args}:\n{result.stdout}\n{result.stderr}"
@@ -46,7 +48,6 @@ def test_producer_acks(broker, topic_name, acks, request):
     assert "OK produce-consume" in out
 
 
-@IDEMPOTENCE
 @pytest.mark.matrix(CLIENT, "idempotent producing")
 def test_idempotent_producer_the_java_default(broker, topic_name):
     java("ClientScenarios", "produce-consume", broker.bootstrap, topic_name, "none", "all", "true")
@@ -159,7 +160,6 @@ def test_console_producer_and_consumer(broker, topic_name):
     assert from_three == ["value 3", "value 4"]
 
 
-@IDEMPOTENCE
 @pytest.mark.matrix(CLIENT, "console producer with the Java defaults (idempotence on)")
 def test_console_producer_defaults(broker, topic_name):
     tool("KafkaConsoleProducer", broker, "--topic", topic_name, input="plain\n")
@@ -173,10 +173,9 @@ def test_kafka_get_offsets(broker, topic_name):
     assert tool("KafkaGetOffsets", broker, "--topic", topic_name, "--time", "-1") == [f"{topic_name}:0:30"]
     assert tool("KafkaGetOffsets", broker, "--topic", topic_name, "--time", "-2") == [f"{topic_name}:0:0"]
     assert tool("KafkaGetOffsets", broker, "--topic", topic_name, "--time", "-3") == [f"{topic_name}:0:29"]
-    assert tool("KafkaGetOffsets", broker, "--topic", topic_name, "--time", "1700000000017") == [f"{topic_name}:0:17"]
+    assert tool("KafkaGetOffsets", broker, "--topic", topic_name, "--time", str(BASE_TS + 17)) == [f"{topic_name}:0:17"]
 
 
-@pytest.mark.xfail(reason="DeleteRecords is the durability issue (3)", strict=False)
 @pytest.mark.matrix(CLIENT, "DeleteRecords")
 def test_kafka_delete_records(broker, topic_name, tmp_path):
     java("ClientScenarios", "consumer-ops", broker.bootstrap, topic_name)
@@ -205,8 +204,9 @@ def test_kafka_consumer_groups(broker, topic_name):
     tool("KafkaConsumerGroups", broker, "--reset-offsets", "--group", group, "--topic", topic_name,
          "--to-offset", "12", "--execute")
     assert tool("KafkaConsumerGroups", broker, "--describe", "--group", group)[1].split("\t")[3] == "12"
+    at = datetime.datetime.fromtimestamp((BASE_TS + 20) / 1000, datetime.timezone.utc)
     tool("KafkaConsumerGroups", broker, "--reset-offsets", "--group", group, "--topic", topic_name,
-         "--to-datetime", "2023-11-14T22:13:20.020Z", "--execute")  # BASE_TS + 20 ms
+         "--to-datetime", at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", "--execute")
     assert tool("KafkaConsumerGroups", broker, "--describe", "--group", group)[1].split("\t")[3] == "20"
     tool("KafkaConsumerGroups", broker, "--delete-offsets", "--group", group, "--topic", topic_name)
     assert tool("KafkaConsumerGroups", broker, "--describe", "--group", group) == [

@@ -2,6 +2,8 @@
 admin client's topic operations. Also pinned to old protocol versions through `api_version`."""
 
 import pytest
+
+from conftest import BASE_TS
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -12,7 +14,7 @@ def produce(broker, topic, count, partitions, **config):
     # default when the broker offers it.
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False, **config)
     futures = [producer.send(topic, key=b"k%d" % i, value=b"v%d" % i, partition=i % partitions,
-                             headers=[("seq", str(i).encode())], timestamp_ms=1_700_000_000_000 + i)
+                             headers=[("seq", str(i).encode())], timestamp_ms=BASE_TS + i)
                for i in range(count)]
     metadata = [f.get(timeout=30) for f in futures]
     producer.close()
@@ -44,7 +46,7 @@ def check_round_trip(metadata, records, partitions, acks=1):
         assert record.value == b"v%d" % i
         assert record.partition == i % partitions
         assert record.headers == [("seq", str(i).encode())]
-        assert record.timestamp == 1_700_000_000_000 + i
+        assert record.timestamp == BASE_TS + i
 
 
 @pytest.mark.parametrize("acks,compression", [
@@ -127,11 +129,11 @@ def test_describe_cluster(broker):
 
 @pytest.mark.matrix("kafka-python", "timestamps and ListOffsets by time")
 def test_offsets_for_times(broker, topic_name):
-    produce(broker, topic_name, 10, 1)  # timestamps 1_700_000_000_000 + i
+    produce(broker, topic_name, 10, 1)  # timestamps BASE_TS + i
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
     tp = TopicPartition(topic_name, 0)
-    found = consumer.offsets_for_times({tp: 1_700_000_000_004})
-    assert (found[tp].offset, found[tp].timestamp) == (4, 1_700_000_000_004)
+    found = consumer.offsets_for_times({tp: BASE_TS + 4})
+    assert (found[tp].offset, found[tp].timestamp) == (4, BASE_TS + 4)
     assert consumer.beginning_offsets([tp]) == {tp: 0}
     assert consumer.end_offsets([tp]) == {tp: 10}
     consumer.close()

@@ -2,6 +2,7 @@
 plugins kafkajs does not ship), ListOffsets; consumption needs a group (kafkajs has no assign)."""
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+
+from conftest import BASE_TS
 
 HERE = Path(__file__).resolve().parent / "kafkajs"
 pytestmark = pytest.mark.skipif(
@@ -18,7 +21,8 @@ pytestmark = pytest.mark.skipif(
 
 def run(scenario, broker, topic, expect_ok=True):
     result = subprocess.run(["node", str(HERE / "scenario.js"), scenario, broker.bootstrap, topic],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "BASE_TS": str(BASE_TS)})
     if expect_ok:
         assert result.returncode == 0, f"{scenario}: {result.stderr}\n{broker.log()}"
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -65,7 +69,7 @@ def test_produce_then_read_back_with_another_client(broker, topic_name):
         assert record.key() == f"k{n}".encode()
         assert record.value() == (None if n % 5 == 4 else f"v{n}".encode())
         assert record.headers() == [("n", str(n).encode())]
-        assert record.timestamp()[1] == 1_700_000_000_000 + n
+        assert record.timestamp()[1] == BASE_TS + n
     offsets = run("offsets", broker, topic_name)
     assert offsets["latest"] == [[0, "0", "30"]]
     assert offsets["byTime"] == [[0, "5"]]
@@ -80,13 +84,11 @@ def test_group_consumer(broker, topic_name):
     assert [offset for offset, _ in seen["seen"]][:5] == ["0", "1", "2", "3", "4"]
 
 
-@pytest.mark.xfail(reason="idempotent producers need InitProducerId (durability issue 3)", strict=False)
 @pytest.mark.matrix("kafkajs", "idempotent producing")
 def test_idempotent_producer(broker, topic_name):
     assert run("idempotent", broker, topic_name) == {"base": "0"}
 
 
-@pytest.mark.xfail(reason="DeleteRecords is the durability issue (3)", strict=False)
 @pytest.mark.matrix("kafkajs", "DeleteRecords")
 def test_delete_records(broker, topic_name):
     assert run("deleteRecords", broker, topic_name) == {"low": "4"}

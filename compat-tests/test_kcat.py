@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import wait_until
+from conftest import BASE_TS, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
 
@@ -96,8 +96,8 @@ def test_consume_from_a_timestamp(broker, topic_name):
     from confluent_kafka import Producer
     producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": False})
     for i in range(10):
-        producer.produce(topic_name, value=b"t%d" % i, timestamp=1_700_000_000_000 + 1000 * i)
+        producer.produce(topic_name, value=b"t%d" % i, timestamp=BASE_TS + 1000 * i)
     assert producer.flush(30) == 0
-    records = consume(broker, topic_name, "s@1700000004500")
+    records = consume(broker, topic_name, f"s@{BASE_TS + 4500}")
     assert [(r["offset"], r["value"], r["ts"]) for r in records] == [
-        (i, f"t{i}", 1_700_000_000_000 + 1000 * i) for i in range(5, 10)]
+        (i, f"t{i}", BASE_TS + 1000 * i) for i in range(5, 10)]

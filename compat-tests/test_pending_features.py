@@ -1,6 +1,7 @@
-"""Scenarios whose broker side belongs to other open issues. Each is a real test of what a user
-would check; it is marked expected-to-fail with the issue that brings the missing API, and
-shows as passing in the matrix once that lands."""
+"""Scenarios that arrived with later features (consumer groups, idempotent producers,
+DeleteRecords), across the clients that have them. Each is a real test of what a user would
+check; those whose broker side belongs to an open issue are marked expected-to-fail with that
+issue, and show as passing in the matrix once it lands."""
 
 import subprocess
 import shutil
@@ -13,9 +14,6 @@ from kafka import KafkaConsumer, KafkaProducer
 
 GROUPS = pytest.mark.xfail(
     reason="consumer groups (JoinGroup/SyncGroup/OffsetCommit/OffsetFetch) are issue 4", strict=False)
-IDEMPOTENCE = pytest.mark.xfail(
-    reason="idempotent producers need InitProducerId (durability issue 3)", strict=False)
-DELETE_RECORDS = pytest.mark.xfail(reason="DeleteRecords is the durability issue (3)", strict=False)
 
 
 def create_topic(broker, name, partitions=1):
@@ -65,7 +63,6 @@ def test_confluent_group_commit_and_resume(broker, topic_name):
     assert resumed == 5
 
 
-@IDEMPOTENCE
 @pytest.mark.matrix("confluent-kafka", "idempotent producing")
 def test_confluent_idempotent_producer(broker, topic_name):
     create_topic(broker, topic_name)
@@ -77,7 +74,6 @@ def test_confluent_idempotent_producer(broker, topic_name):
     assert errors == [None] * 20
 
 
-@DELETE_RECORDS
 @pytest.mark.matrix("confluent-kafka", "DeleteRecords")
 def test_confluent_delete_records(broker, topic_name):
     create_topic(broker, topic_name)
@@ -88,7 +84,6 @@ def test_confluent_delete_records(broker, topic_name):
     assert result.low_watermark == 4
 
 
-@IDEMPOTENCE
 @pytest.mark.matrix("kafka-python", "idempotent producing")
 def test_kafka_python_default_producer_is_idempotent(broker, topic_name):
     create_topic(broker, topic_name)
@@ -189,7 +184,6 @@ def test_kafka_python_group_admin(broker, topic_name):
         admin.close()
 
 
-@DELETE_RECORDS
 @pytest.mark.matrix("kafka-python", "DeleteRecords")
 def test_kafka_python_delete_records(broker, topic_name):
     from kafka import TopicPartition as KTopicPartition
@@ -209,7 +203,6 @@ def aiokafka_run(coroutine):
     return asyncio.run(asyncio.wait_for(coroutine, timeout=30))
 
 
-@IDEMPOTENCE
 @pytest.mark.matrix("aiokafka", "idempotent producing")
 def test_aiokafka_idempotent_producer(broker, topic_name):
     from aiokafka import AIOKafkaProducer
@@ -253,7 +246,6 @@ def test_aiokafka_group_consumer(broker, topic_name):
     assert offsets == list(range(10)) and committed == 10
 
 
-@DELETE_RECORDS
 @pytest.mark.matrix("aiokafka", "DeleteRecords")
 def test_aiokafka_delete_records(broker, topic_name):
     from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
@@ -299,7 +291,6 @@ def test_aiokafka_group_admin(broker, topic_name):
     assert offsets[ATopicPartition(topic_name, 0)].offset == 3
 
 
-@IDEMPOTENCE
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
 @pytest.mark.matrix("kcat", "idempotent producing")
 def test_kcat_idempotent_producer(broker, topic_name):

@@ -58,6 +58,12 @@ pub struct Cli {
     /// I/O engine for log segments: auto, uring or portable [default: auto]
     #[arg(long, env = "TIDELOG_IO_ENGINE", value_name = "ENGINE")]
     pub io_engine: Option<String>,
+
+    /// When appends are forced to disk: always (acks=all waits for an fdatasync covering
+    /// it), interval:<ms> (in the background), or never (left to the kernel); a topic's
+    /// flush.ms overrides it [default: always]
+    #[arg(long, env = "TIDELOG_FSYNC", value_name = "POLICY")]
+    pub fsync: Option<String>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -74,6 +80,7 @@ struct FileConfig {
     log_level: Option<String>,
     max_request_bytes: Option<u32>,
     io_engine: Option<String>,
+    fsync: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +104,8 @@ pub struct BrokerConfig {
     pub log_level: String,
     pub max_request_bytes: u32,
     pub io_engine: IoEngineChoice,
+    /// `--fsync`: the default fsync policy of every partition log.
+    pub fsync: tidelog_storage::FsyncPolicy,
     /// Requests of one connection being handled at once before reading pauses.
     pub max_inflight_requests_per_connection: usize,
     /// `max.incremental.fetch.session.cache.slots`, per shard.
@@ -210,6 +219,9 @@ impl BrokerConfig {
             }
         };
 
+        let fsync_text = cli.fsync.or(file.fsync).unwrap_or_else(|| "always".into());
+        let fsync = parse_fsync(&fsync_text).map_err(|reason| bad("--fsync", reason))?;
+
         Ok(BrokerConfig {
             listen,
             advertised_host,
@@ -228,9 +240,25 @@ impl BrokerConfig {
             log_level,
             max_request_bytes,
             io_engine,
+            fsync,
             max_inflight_requests_per_connection: 256,
             fetch_session_cache_slots: 1000,
         })
+    }
+}
+
+/// `always`, `interval:<ms>` (at least 1) or `never`.
+fn parse_fsync(text: &str) -> Result<tidelog_storage::FsyncPolicy, String> {
+    use tidelog_storage::FsyncPolicy;
+    match text {
+        "always" => Ok(FsyncPolicy::Always),
+        "never" => Ok(FsyncPolicy::Never),
+        _ => match text.strip_prefix("interval:").map(str::parse::<u64>) {
+            Some(Ok(ms)) if ms >= 1 => Ok(FsyncPolicy::IntervalMs(ms)),
+            _ => Err(format!(
+                "'{text}' is not one of always, interval:<ms> (ms >= 1), never"
+            )),
+        },
     }
 }
 
@@ -294,6 +322,24 @@ mod tests {
         assert_eq!(err.name, "--listen");
         let err = parse(&["--io-engine", "fast"]).unwrap_err();
         assert_eq!(err.name, "--io-engine");
+        let err = parse(&["--fsync", "sometimes"]).unwrap_err();
+        assert_eq!(err.name, "--fsync");
+        let err = parse(&["--fsync", "interval:0"]).unwrap_err();
+        assert_eq!(err.name, "--fsync");
+    }
+
+    #[test]
+    fn fsync_policies_parse() {
+        use tidelog_storage::FsyncPolicy;
+        assert_eq!(parse(&[]).unwrap().fsync, FsyncPolicy::Always);
+        assert_eq!(
+            parse(&["--fsync", "interval:50"]).unwrap().fsync,
+            FsyncPolicy::IntervalMs(50)
+        );
+        assert_eq!(
+            parse(&["--fsync", "never"]).unwrap().fsync,
+            FsyncPolicy::Never
+        );
     }
 
     #[test]

@@ -11,12 +11,18 @@ use rskafka::client::partition::{Compression, OffsetAt, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
 
+/// Record timestamps start an hour ago (recent, so time retention keeps them).
+fn base_ms() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| (Utc::now().timestamp() - 3600) * 1000)
+}
+
 fn record(i: i64) -> Record {
     Record {
         key: Some(format!("key-{i}").into_bytes()),
         value: (i % 5 != 4).then(|| format!("value-{i}").into_bytes()),
         headers: BTreeMap::from([("n".to_string(), i.to_string().into_bytes())]),
-        timestamp: Utc.timestamp_millis_opt(1_700_000_000_000 + i).unwrap(),
+        timestamp: Utc.timestamp_millis_opt(base_ms() + i).unwrap(),
     }
 }
 
@@ -75,7 +81,7 @@ async fn rskafka_produces_and_fetches_with_every_codec() {
     assert_eq!(partition.get_offset(OffsetAt::Latest).await.unwrap(), 50);
     let by_time = partition
         .get_offset(OffsetAt::Timestamp(
-            Utc.timestamp_millis_opt(1_700_000_000_007).unwrap(),
+            Utc.timestamp_millis_opt(base_ms() + 7).unwrap(),
         ))
         .await
         .unwrap();

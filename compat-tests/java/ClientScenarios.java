@@ -24,7 +24,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * Each also checks the clients' own metrics: never throttled, no reconnect storm.
  */
 public final class ClientScenarios {
-    static final long BASE_TS = 1_700_000_000_000L;
+    /** Record timestamps start here: -Dtidelog.base.ts, else an hour ago (recent, so time retention keeps them). */
+    static final long BASE_TS = Long.getLong("tidelog.base.ts", System.currentTimeMillis() / 1000 * 1000 - 3_600_000L);
 
     public static void main(String[] args) throws Exception {
         String bootstrap = args[1];

@@ -3,6 +3,8 @@
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
 
 const [name, bootstrap, topic] = process.argv.slice(2);
+// Record timestamps start here (milliseconds), given by the Python side.
+const BASE_TS = Number(process.env.BASE_TS);
 const kafka = new Kafka({ clientId: 'tidelog-compat', brokers: [bootstrap], logLevel: logLevel.ERROR });
 
 const scenarios = {
@@ -54,7 +56,7 @@ const scenarios = {
           key: `k${n}`,
           value: n % 5 === 4 ? null : `v${n}`,
           headers: { n: `${n}` },
-          timestamp: `${1700000000000 + n}`,
+          timestamp: `${BASE_TS + n}`,
         });
       }
       const sent = await producer.send({ topic, acks, compression, messages });
@@ -68,7 +70,7 @@ const scenarios = {
     const admin = kafka.admin();
     await admin.connect();
     const latest = await admin.fetchTopicOffsets(topic);
-    const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, 1700000000005);
+    const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, BASE_TS + 5);
     await admin.disconnect();
     return {
       latest: latest.map((p) => [p.partition, p.low, p.high]),
@@ -91,6 +93,7 @@ const scenarios = {
     await producer.disconnect();
     const admin = kafka.admin();
     await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topic] }); // deleteTopicRecords needs it loaded
     await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '4' }] });
     const offsets = await admin.fetchTopicOffsets(topic);
     await admin.disconnect();

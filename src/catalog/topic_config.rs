@@ -55,7 +55,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("delete.retention.ms", T::Long, "86400000", Some(0), &[], "How long delete tombstones are kept in compacted topics."),
     def("file.delete.delay.ms", T::Long, "60000", Some(0), &[], "Delay before deleting a file from the filesystem."),
     def("flush.messages", T::Long, "9223372036854775807", Some(1), &[], "Accepted, not yet enforced: fsync cadence is set by --fsync."),
-    def("flush.ms", T::Long, "9223372036854775807", Some(0), &[], "Accepted, not yet enforced: fsync cadence is set by --fsync."),
+    def("flush.ms", T::Long, "9223372036854775807", Some(0), &[], "When set on the topic, overrides --fsync for it: 0 = always, 9223372036854775807 = never, else interval:<ms>."),
     def("index.interval.bytes", T::Int, "4096", Some(0), &[], "Bytes between entries of the offset index."),
     def("local.retention.bytes", T::Long, "-2", Some(-2), &[], "Bytes kept locally for tiered topics (-2: same as retention.bytes)."),
     def("local.retention.ms", T::Long, "-2", Some(-2), &[], "Time data is kept locally for tiered topics (-2: same as retention.ms)."),
@@ -160,8 +160,19 @@ pub fn log_config(overrides: &BTreeMap<String, String>, fsync: FsyncPolicy) -> L
         message_timestamp_type: timestamp_type,
         retention_ms: number(overrides, "retention.ms"),
         retention_bytes: number(overrides, "retention.bytes"),
-        fsync,
+        fsync: topic_fsync(overrides).unwrap_or(fsync),
     }
+}
+
+/// A topic's own `flush.ms`, as a fsync policy. Only an explicit override counts: Kafka's
+/// default (Long.MAX_VALUE, "leave it to the OS") would otherwise turn `--fsync always` off.
+fn topic_fsync(overrides: &BTreeMap<String, String>) -> Option<FsyncPolicy> {
+    let flush_ms: i64 = overrides.get("flush.ms")?.trim().parse().ok()?;
+    Some(match flush_ms {
+        0 => FsyncPolicy::Always,
+        i64::MAX => FsyncPolicy::Never,
+        ms => FsyncPolicy::IntervalMs(ms.max(1) as u64),
+    })
 }
 
 #[cfg(test)]
@@ -201,5 +212,25 @@ mod tests {
         assert_eq!(config.segment_bytes, 1_048_576);
         assert_eq!(config.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(config.max_message_bytes, 1_048_588);
+        assert_eq!(config.fsync, FsyncPolicy::Always);
+    }
+
+    #[test]
+    fn flush_ms_override_sets_the_topic_fsync_policy() {
+        let mut overrides = BTreeMap::new();
+        assert_eq!(
+            log_config(&overrides, FsyncPolicy::Never).fsync,
+            FsyncPolicy::Never
+        );
+        overrides.insert("flush.ms".to_string(), "0".to_string());
+        assert_eq!(
+            log_config(&overrides, FsyncPolicy::Never).fsync,
+            FsyncPolicy::Always
+        );
+        overrides.insert("flush.ms".to_string(), "250".to_string());
+        assert_eq!(
+            log_config(&overrides, FsyncPolicy::Always).fsync,
+            FsyncPolicy::IntervalMs(250)
+        );
     }
 }

@@ -9,13 +9,16 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod incremental_alter_configs;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -83,6 +86,15 @@ pub async fn handle(
         }
         RequestKind::DescribeCluster(request) => {
             reply!(describe_cluster::handle(&shard, request))
+        }
+        RequestKind::DeleteRecords(request) => {
+            reply!(delete_records::handle(&shard, request).await)
+        }
+        RequestKind::InitProducerId(request) => {
+            reply!(init_producer_id::handle(&shard, request).await)
+        }
+        RequestKind::DescribeProducers(request) => {
+            reply!(describe_producers::handle(&shard, request).await)
         }
         other => Err(format!(
             "no handler for {:?}",

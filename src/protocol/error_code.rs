@@ -1,7 +1,7 @@
 //! Kafka error codes used by Tidelog (the protocol guide's table), and the one place where
 //! storage errors become Kafka error codes.
 
-use tidelog_storage::{BatchError, StorageError};
+use tidelog_storage::{BatchError, ProducerError, StorageError};
 
 pub const NONE: i16 = 0;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
@@ -27,7 +27,12 @@ pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
 pub const POLICY_VIOLATION: i16 = 44;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const INVALID_TXN_STATE: i16 = 48;
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const UNKNOWN_PRODUCER_ID: i16 = 59;
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
@@ -44,5 +49,14 @@ pub fn from_storage(error: &StorageError) -> i16 {
         StorageError::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
         StorageError::Io { .. } => KAFKA_STORAGE_ERROR,
         StorageError::Closed(_) => NOT_LEADER_OR_FOLLOWER,
+        StorageError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+            OUT_OF_ORDER_SEQUENCE_NUMBER
+        }
+        StorageError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+            INVALID_PRODUCER_EPOCH
+        }
+        // Transactions are a later issue: a transactional batch cannot be in a valid state.
+        StorageError::Producer(ProducerError::Transactional { .. }) => INVALID_TXN_STATE,
+        StorageError::Producer(ProducerError::Invalid(_)) => INVALID_REQUEST,
     }
 }

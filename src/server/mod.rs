@@ -10,6 +10,7 @@ mod connection;
 pub mod controller;
 pub mod fetch_session;
 mod listener;
+pub mod producer_ids;
 mod runtime;
 pub mod shard;
 

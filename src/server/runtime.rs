@@ -200,7 +200,8 @@ fn shard_main(
     });
 }
 
-/// Once a second: roll segments that have grown old (`segment.ms`).
+/// Once a second: roll segments that have grown old (`segment.ms`), and delete whole old
+/// segments by `retention.ms` / `retention.bytes` / the log start offset.
 async fn periodic_tasks(shard: Rc<Shard>) {
     let mut shutdown = shard.shutdown_signal();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -213,6 +214,9 @@ async fn periodic_tasks(shard: Rc<Shard>) {
         for partition in shard.owned_partitions() {
             if let Err(error) = partition.log.roll_if_due(now_ms).await {
                 tracing::warn!(dir = %partition.log.dir().display(), %error, "time-based roll failed");
+            }
+            if let Err(error) = partition.log.enforce_retention(now_ms).await {
+                tracing::warn!(dir = %partition.log.dir().display(), %error, "retention failed");
             }
         }
     }

@@ -110,6 +110,8 @@ pub struct Shard {
     partitions: RefCell<HashMap<(Uuid, i32), Rc<OwnedPartition>>>,
     pub fetch_sessions: RefCell<FetchSessionCache>,
     controller: Option<Rc<Controller>>,
+    /// Producer ids for InitProducerId; only shard 0 (with the controller) has one.
+    pub producer_ids: Option<Rc<super::producer_ids::ProducerIdAllocator>>,
     shutdown_tx: watch::Sender<bool>,
     /// Open client connections, for draining at shutdown.
     pub connection_count: Cell<usize>,
@@ -127,16 +129,23 @@ impl Shard {
         controller: Option<Rc<Controller>>,
     ) -> Shard {
         let slots = config.fetch_session_cache_slots;
+        let fsync = config.fsync;
+        let producer_ids = controller.as_ref().map(|_| {
+            Rc::new(super::producer_ids::ProducerIdAllocator::new(
+                &config.data_dir,
+            ))
+        });
         Shard {
             id,
             config,
             shards,
             io,
-            fsync: FsyncPolicy::Always,
+            fsync,
             catalog: RefCell::new(catalog),
             partitions: RefCell::new(HashMap::new()),
             fetch_sessions: RefCell::new(FetchSessionCache::new(id, slots)),
             controller,
+            producer_ids,
             shutdown_tx: watch::channel(false).0,
             connection_count: Cell::new(0),
             exit_requested: Cell::new(false),
@@ -220,7 +229,8 @@ impl Shard {
             let Some(topic) = catalog.topic_by_id(&topic_id).cloned() else {
                 continue;
             };
-            let config = topic_config::log_config(&topic.configs, self.fsync);
+            let config =
+                topic_config::log_config(&catalog.effective_topic_configs(&topic), self.fsync);
             let existing = self.partition(&topic_id, partition);
             match existing {
                 Some(owned) => {

@@ -459,6 +459,23 @@ pub fn build_batch(base_offset: i64, base_timestamp_ms: i64, records: &[KeyValue
     batch
 }
 
+/// Like [`build_batch`], with the idempotent-producer fields set (CRC recomputed).
+pub fn build_producer_batch(
+    base_timestamp_ms: i64,
+    records: &[KeyValue<'_>],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    let mut batch = build_batch(0, base_timestamp_ms, records);
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_COVERED_FROM..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::batch::BatchError;
+use crate::producer::ProducerError;
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -26,6 +27,9 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// An idempotent producer's batch broke its sequence or epoch rules.
+    #[error("{0}")]
+    Producer(#[from] ProducerError),
     /// The log was closed or deleted while the operation waited.
     #[error("log {0} is closed")]
     Closed(PathBuf),

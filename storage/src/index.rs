@@ -35,6 +35,11 @@ impl OffsetIndex {
         }
     }
 
+    /// Drops entries at or above `relative_offset` (the log was cut back there).
+    pub fn truncate_from(&mut self, relative_offset: u32) {
+        self.entries.retain(|&(o, _)| o < relative_offset);
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * OFFSET_ENTRY_LEN);
         for &(offset, position) in &self.entries {
@@ -103,6 +108,11 @@ impl TimeIndex {
 
     pub fn last(&self) -> Option<(i64, u32)> {
         self.entries.last().copied()
+    }
+
+    /// Drops entries at or above `relative_offset` (the log was cut back there).
+    pub fn truncate_from(&mut self, relative_offset: u32) {
+        self.entries.retain(|&(_, o)| o < relative_offset);
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -20,13 +20,19 @@ use crate::batch::{
 use crate::config::{FsyncPolicy, LogConfig, TimestampType};
 use crate::error::{Result, StorageError};
 use crate::io::IoDriver;
+use crate::producer::{
+    list_snapshots, snapshot_path, ProducerStateMap, ProducerSummary, SequenceCheck,
+};
 use crate::segment::{file_path, io_error, Segment};
 
 /// Written by `close`, removed by `open`: its presence at open means the previous run ended
 /// cleanly.
 const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
-/// The log start offset, as decimal text, written at close.
+/// The log start offset, as decimal text: written durably (temporary file, fdatasync, rename,
+/// directory fdatasync) whenever retention or DeleteRecords moves it, and at close.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
+/// Producer-state snapshots kept; recovery reads the newest valid one.
+const SNAPSHOTS_KEPT: usize = 3;
 /// How often the background flusher re-reads the config when the policy is not `IntervalMs`.
 const FLUSHER_IDLE_MS: u64 = 1000;
 
@@ -40,6 +46,9 @@ pub struct Log {
     high_watermark_changed: Notify,
     /// Woken whenever an fsync finishes.
     fsync_done: Notify,
+    /// Serializes checkpoint writes, so that a slower writer of an older log start offset
+    /// cannot rename its file over a newer one.
+    checkpoint_lock: tokio::sync::Mutex<()>,
     /// For the tasks a `Log` spawns (write completion, fsync, sealing), which must outlive a
     /// dropped `append` future: a reserved offset range whose write is abandoned half-way
     /// would stall the high watermark forever.
@@ -53,9 +62,14 @@ struct State {
     log_start_offset: i64,
     log_end_offset: i64,
     high_watermark: i64,
-    /// Writes reserved but not yet folded into the high watermark: base offset → (end offset,
-    /// completed).
-    writes: BTreeMap<i64, (i64, bool)>,
+    /// Writes reserved but not yet folded into the high watermark, by base offset.
+    writes: BTreeMap<i64, PendingWrite>,
+    /// Set when a write failed for lack of space (ENOSPC, EDQUOT): the log is cut back to this
+    /// offset once no write is in flight, and appends are refused until then. Unlike other
+    /// I/O errors this does not fail the partition: writing resumes when space returns.
+    rewind_to: Option<i64>,
+    /// Idempotent producers' recent batches, for duplicate and sequence checks.
+    producers: ProducerStateMap,
     /// Offsets below this are covered by a completed fdatasync.
     durable_offset: i64,
     fsync_in_flight: bool,
@@ -97,6 +111,34 @@ impl State {
         if self.max_timestamp.is_none_or(|(t, _)| max_timestamp > t) {
             self.max_timestamp = Some((max_timestamp, base_offset));
         }
+    }
+}
+
+/// A reserved write: where it goes, and whether it has finished.
+#[derive(Debug, Clone, Copy)]
+struct PendingWrite {
+    end_offset: i64,
+    segment_base: i64,
+    position: u64,
+    /// Finished without error.
+    completed: bool,
+    /// Finished with an error (or was cut back).
+    failed: bool,
+}
+
+/// Out of space: ENOSPC, or a quota (EDQUOT).
+fn is_disk_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::StorageFull
+        || matches!(
+            error.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT)
+        )
+}
+
+fn disk_full_error(dir: &Path, what: &str) -> StorageError {
+    StorageError::Io {
+        path: dir.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::StorageFull, what.to_string()),
     }
 }
 
@@ -221,6 +263,8 @@ impl Log {
             log_end_offset: 0,
             high_watermark: 0,
             writes: BTreeMap::new(),
+            rewind_to: None,
+            producers: ProducerStateMap::default(),
             durable_offset: 0,
             fsync_in_flight: false,
             dir_dirty: false,
@@ -245,6 +289,8 @@ impl Log {
         state.log_start_offset = checkpoint_start
             .unwrap_or(first_base)
             .clamp(first_base, log_end_offset);
+        state.producers = recover_producers(dir, &io, &state.segments, log_end_offset).await?;
+        state.producers.remove_below(state.log_start_offset);
 
         let log = Rc::new_cyclic(|self_ref| Log {
             dir: dir.to_path_buf(),
@@ -253,6 +299,7 @@ impl Log {
             state: RefCell::new(state),
             high_watermark_changed: Notify::new(),
             fsync_done: Notify::new(),
+            checkpoint_lock: tokio::sync::Mutex::new(()),
             self_ref: self_ref.clone(),
         });
         spawn_flusher(Rc::downgrade(&log));
@@ -330,9 +377,37 @@ impl Log {
 
         // Everything up to the spawn is synchronous: offsets and file positions are reserved
         // in call order.
-        let (outcome, write, fsync_always) = {
-            let mut state = self.state.borrow_mut();
+        let reserved = {
+            let state = self.state.borrow();
             state.check_usable(&self.dir)?;
+            if state.rewind_to.is_some() {
+                return Err(disk_full_error(
+                    &self.dir,
+                    "no space left on device: the log is being cut back to its last good batch",
+                ));
+            }
+            // Idempotent producers (Kafka's ProducerAppendInfo): a retry of a batch still
+            // remembered gets its original offsets and is not written again.
+            if let Some(duplicate) = check_producers(&state.producers, &headers)? {
+                Err(AppendOutcome {
+                    base_offset: duplicate.first_offset,
+                    last_offset: duplicate.last_offset,
+                    log_append_time_ms: -1,
+                    log_start_offset: state.log_start_offset,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let fsync_always = self.state.borrow().config.fsync == FsyncPolicy::Always;
+        if let Err(duplicate) = reserved {
+            // The original may still be in flight: answer as its own append would be.
+            self.wait_appended(&duplicate, durable && fsync_always)
+                .await?;
+            return Ok(duplicate);
+        }
+        let (outcome, write) = {
+            let mut state = self.state.borrow_mut();
             let config = state.config.clone();
             let log_end_offset = state.log_end_offset;
             let roll = {
@@ -369,6 +444,7 @@ impl Log {
             }
             let active = state.active();
             let position = active.size_bytes;
+            let segment_base = active.base_offset;
             for (header, at) in &stamped {
                 active.index_batch(header, position + at, config.index_interval_bytes);
             }
@@ -376,9 +452,19 @@ impl Log {
             let file = active.file.clone();
             for (header, _) in &stamped {
                 state.observe_timestamp(header.max_timestamp, header.base_offset);
+                state.producers.record(header);
             }
             state.log_end_offset = offset;
-            state.writes.insert(base_offset, (offset, false));
+            state.writes.insert(
+                base_offset,
+                PendingWrite {
+                    end_offset: offset,
+                    segment_base,
+                    position,
+                    completed: false,
+                    failed: false,
+                },
+            );
 
             let log = self.this();
             let bytes = bytes.freeze();
@@ -392,7 +478,7 @@ impl Log {
                 log_append_time_ms: if log_append_time { now_ms } else { -1 },
                 log_start_offset: state.log_start_offset,
             };
-            (outcome, write, config.fsync == FsyncPolicy::Always)
+            (outcome, write)
         };
         match write.await {
             Ok(result) => result?,
@@ -400,38 +486,78 @@ impl Log {
                 return Err(io_error(&self.dir, std::io::Error::other(join_error)));
             }
         }
-        if durable && fsync_always {
-            self.flush_through(outcome.last_offset + 1).await?;
-        } else {
-            // Answer only once the batch is readable: an earlier write may still be in flight.
-            self.wait_for_offset(outcome.last_offset).await;
-            let state = self.state.borrow();
-            state.check_failed(&self.dir)?;
-            if state.high_watermark <= outcome.last_offset {
-                return Err(StorageError::Closed(self.dir.clone()));
-            }
-        }
+        self.wait_appended(&outcome, durable && fsync_always)
+            .await?;
         Ok(outcome)
     }
 
-    /// Folds a completed write into the high watermark (in offset order).
+    /// Waits until an appended range is readable, or durable when `durable`.
+    async fn wait_appended(&self, outcome: &AppendOutcome, durable: bool) -> Result<()> {
+        if durable {
+            return self.flush_through(outcome.last_offset + 1).await;
+        }
+        // Answer only once the batch is readable: an earlier write may still be in flight.
+        self.wait_for_written(outcome.last_offset).await;
+        let state = self.state.borrow();
+        state.check_failed(&self.dir)?;
+        if state.high_watermark <= outcome.last_offset {
+            return Err(self.lost_write_error(&state, outcome.last_offset + 1));
+        }
+        Ok(())
+    }
+
+    /// Why offsets below `end_offset` will never be readable: cut back after a full disk, or
+    /// the log closed.
+    fn lost_write_error(&self, state: &State, end_offset: i64) -> StorageError {
+        if state.log_end_offset < end_offset || state.rewind_to.is_some() {
+            disk_full_error(&self.dir, "no space left on device; the write was not kept")
+        } else {
+            StorageError::Closed(self.dir.clone())
+        }
+    }
+
+    /// Folds a completed write into the high watermark (in offset order). A write that failed
+    /// for lack of space starts a cut-back instead of failing the partition.
     fn complete_write(&self, base_offset: i64, result: std::io::Result<()>) -> Result<()> {
         let mut state = self.state.borrow_mut();
-        if let Err(error) = result {
-            tracing::error!(dir = %self.dir.display(), base_offset, %error, "segment write failed; partition is failed");
-            state.failed = Some((error.kind(), error.to_string()));
-            drop(state);
-            self.high_watermark_changed.notify_waiters();
-            return Err(io_error(&self.dir, error));
-        }
-        if let Some(write) = state.writes.get_mut(&base_offset) {
-            write.1 = true;
-        }
+        let outcome = match result {
+            Err(error) if is_disk_full(&error) => {
+                tracing::warn!(dir = %self.dir.display(), base_offset, %error, "segment write failed for lack of space; cutting the log back");
+                if let Some(write) = state.writes.get_mut(&base_offset) {
+                    write.failed = true;
+                }
+                state.rewind_to = Some(state.rewind_to.map_or(base_offset, |r| r.min(base_offset)));
+                Err(io_error(&self.dir, error))
+            }
+            Err(error) => {
+                tracing::error!(dir = %self.dir.display(), base_offset, %error, "segment write failed; partition is failed");
+                state.failed = Some((error.kind(), error.to_string()));
+                drop(state);
+                self.high_watermark_changed.notify_waiters();
+                return Err(io_error(&self.dir, error));
+            }
+            Ok(()) => {
+                let cut = state.rewind_to.is_some_and(|r| base_offset >= r);
+                if let Some(write) = state.writes.get_mut(&base_offset) {
+                    // A write above a failed one lands after a gap: it is cut back too.
+                    write.completed = !cut;
+                    write.failed = cut;
+                }
+                if cut {
+                    Err(disk_full_error(
+                        &self.dir,
+                        "no space left on device for an earlier batch; this one was cut back",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        };
         let before = state.high_watermark;
         let fields = &mut *state;
         while let Some(entry) = fields.writes.first_entry() {
-            let (end_offset, completed) = *entry.get();
-            if !completed {
+            let write = *entry.get();
+            if !write.completed {
                 break;
             }
             assert_eq!(
@@ -440,14 +566,56 @@ impl Log {
                 "writes are folded in offset order"
             );
             entry.remove();
-            fields.high_watermark = end_offset;
+            fields.high_watermark = write.end_offset;
         }
         assert!(state.high_watermark <= state.log_end_offset);
-        let moved = state.high_watermark != before;
+        let mut moved = state.high_watermark != before;
+        if state.rewind_to.is_some() && state.writes.values().all(|w| w.completed || w.failed) {
+            if let Err(error) = self.rewind(&mut state) {
+                tracing::error!(dir = %self.dir.display(), %error, "cutting the log back failed; partition is failed");
+                state.failed = Some((std::io::ErrorKind::Other, error.to_string()));
+            }
+            moved = true;
+        }
         drop(state);
         if moved {
             self.high_watermark_changed.notify_waiters();
         }
+        outcome
+    }
+
+    /// Cuts the log back to the first failed write once nothing is in flight: segments
+    /// created after it are removed, its segment is truncated to where it was to start, and
+    /// producer state forgets the lost batches. Appends resume from there.
+    fn rewind(&self, state: &mut State) -> Result<()> {
+        let Some((&rewind_offset, first_lost)) = state.writes.iter().next() else {
+            state.rewind_to = None;
+            return Ok(());
+        };
+        let first_lost = *first_lost;
+        assert_eq!(
+            rewind_offset, state.high_watermark,
+            "writes below the cut are folded"
+        );
+        let later: Vec<i64> = state
+            .segments
+            .range(first_lost.segment_base + 1..)
+            .map(|(base, _)| *base)
+            .collect();
+        for base in later {
+            if let Some(segment) = state.segments.remove(&base) {
+                segment.remove_files();
+            }
+        }
+        if let Some(segment) = state.segments.get_mut(&first_lost.segment_base) {
+            segment.truncate_to(first_lost.position, rewind_offset)?;
+        }
+        state.writes.clear();
+        state.log_end_offset = rewind_offset;
+        state.producers.truncate_from(rewind_offset);
+        state.rewind_to = None;
+        state.dir_dirty = true;
+        tracing::warn!(dir = %self.dir.display(), offset = rewind_offset, "log cut back after a full disk; appends resume");
         Ok(())
     }
 
@@ -461,20 +629,30 @@ impl Log {
         let segment = Segment::create(&self.dir, new_base)?;
         state.segments.insert(new_base, segment);
         state.dir_dirty = true;
+        // Producer state exactly at the roll point (as Kafka snapshots at roll); written once
+        // the data below it is durable, so recovery can start its producer scan here.
+        let snapshot = state.producers.encode();
         let log = self.this();
         tokio::task::spawn_local(async move {
             if let Err(error) = log.flush_through(new_base).await {
                 tracing::warn!(dir = %log.dir.display(), old_base, %error, "sealing segment failed; it will be rescanned at open");
                 return;
             }
-            let mut state = log.state.borrow_mut();
-            if let Some(segment) = state.segments.get_mut(&old_base) {
-                if !segment.indexes_on_disk {
-                    if let Err(error) = segment.write_indexes() {
-                        tracing::warn!(%error, "writing segment indexes failed; it will be rescanned at open");
+            {
+                let mut state = log.state.borrow_mut();
+                // A cut-back after a full disk may have made the old segment active again:
+                // only a segment that is sealed and wholly durable gets index files.
+                let durable = state.durable_offset;
+                let sealed = state.segments.range(old_base + 1..).next().is_some();
+                if let Some(segment) = state.segments.get_mut(&old_base) {
+                    if sealed && segment.next_offset <= durable && !segment.indexes_on_disk {
+                        if let Err(error) = segment.write_indexes() {
+                            tracing::warn!(%error, "writing segment indexes failed; it will be rescanned at open");
+                        }
                     }
                 }
             }
+            write_snapshot(&log.dir, new_base, &snapshot);
         });
         Ok(())
     }
@@ -491,7 +669,7 @@ impl Log {
     async fn flush_through(&self, end_offset: i64) -> Result<()> {
         // An fsync only covers completed writes; wait for the ones below `end_offset` first.
         if end_offset > 0 {
-            self.wait_for_offset(end_offset - 1).await;
+            self.wait_for_written(end_offset - 1).await;
         }
         loop {
             let fsync_done = self.fsync_done.notified();
@@ -502,8 +680,8 @@ impl Log {
                     return Ok(());
                 }
                 if state.high_watermark < end_offset {
-                    // Closed before the writes completed.
-                    return Err(StorageError::Closed(self.dir.clone()));
+                    // Closed, or cut back after a full disk, before the writes completed.
+                    return Err(self.lost_write_error(&state, end_offset));
                 }
                 if !state.fsync_in_flight {
                     self.start_fsync(&mut state);
@@ -684,6 +862,25 @@ impl Log {
         }
     }
 
+    /// Like `wait_for_offset`, for an offset that was appended: also resolves when a cut-back
+    /// after a full disk removed it.
+    async fn wait_for_written(&self, offset: i64) {
+        loop {
+            let changed = self.high_watermark_changed.notified();
+            {
+                let state = self.state.borrow();
+                if state.high_watermark > offset
+                    || state.log_end_offset <= offset
+                    || state.closed
+                    || state.failed.is_some()
+                {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+
     /// Resolves once the high watermark is above `offset` (or the log is closed). Used by
     /// fetch long-polling; the caller races it against its own deadline.
     pub async fn wait_for_offset(&self, offset: i64) {
@@ -798,6 +995,9 @@ impl Log {
             let checkpoint = self.dir.join(LOG_START_OFFSET_FILE);
             std::fs::write(&checkpoint, state.log_start_offset.to_string())
                 .map_err(|e| io_error(&checkpoint, e))?;
+            // Everything is flushed: a snapshot at the log end lets the next open skip the
+            // producer scan entirely.
+            write_snapshot(&self.dir, state.log_end_offset, &state.producers.encode());
         }
         self.high_watermark_changed.notify_waiters();
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
@@ -807,6 +1007,149 @@ impl Log {
             .await
             .map_err(|e| io_error(&self.dir, e))?;
         Ok(())
+    }
+
+    /// The idempotent producers with state in this partition (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerSummary> {
+        self.state.borrow().producers.summaries()
+    }
+
+    /// Deletes whole old segments by `retention.ms` (a segment whose newest record is older),
+    /// `retention.bytes` (while the log without the oldest segment is still at least that
+    /// big) and the log start offset (segments wholly below it). Never the active segment,
+    /// nor one with writes in flight. Returns the base offsets deleted.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<Vec<i64>> {
+        let deletable = {
+            let state = self.state.borrow();
+            state.check_usable(&self.dir)?;
+            let retention_ms = state.config.retention_ms;
+            let retention_bytes = state.config.retention_bytes;
+            let mut remaining_bytes: u64 = state.segments.values().map(|s| s.size_bytes).sum();
+            let mut deletable = Vec::new();
+            let mut iter = state.segments.values().peekable();
+            while let Some(segment) = iter.next() {
+                // The active segment (the last) is never deleted.
+                let Some(next) = iter.peek() else { break };
+                if next.base_offset > state.high_watermark {
+                    break;
+                }
+                let below_start = next.base_offset <= state.log_start_offset;
+                let expired = retention_ms >= 0
+                    && segment
+                        .time_index
+                        .last()
+                        .is_none_or(|(t, _)| now_ms.saturating_sub(t) > retention_ms);
+                let oversized = retention_bytes >= 0
+                    && remaining_bytes - segment.size_bytes >= retention_bytes as u64;
+                if !(below_start || expired || oversized) {
+                    break;
+                }
+                remaining_bytes -= segment.size_bytes;
+                deletable.push((segment.base_offset, next.base_offset));
+            }
+            deletable
+        };
+        let Some(&(_, new_first_base)) = deletable.last() else {
+            return Ok(Vec::new());
+        };
+        self.advance_log_start(new_first_base).await?;
+        Ok(deletable.into_iter().map(|(base, _)| base).collect())
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark) and
+    /// deletes the segments wholly below it. Returns the new log start offset (Kafka's low
+    /// watermark). An offset above the high watermark is `OffsetOutOfRange`; one below the
+    /// log start changes nothing.
+    pub async fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        let target = {
+            let state = self.state.borrow();
+            state.check_usable(&self.dir)?;
+            let target = if offset == -1 {
+                state.high_watermark
+            } else {
+                offset
+            };
+            if target < 0 || target > state.high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: state.log_start_offset,
+                    log_end_offset: state.high_watermark,
+                });
+            }
+            target
+        };
+        self.advance_log_start(target).await?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Moves the log start offset up to `offset` (never down), makes it durable, then removes
+    /// the segments wholly below it with their files and older producer snapshots.
+    async fn advance_log_start(&self, offset: i64) -> Result<()> {
+        let moved = {
+            let mut state = self.state.borrow_mut();
+            if offset > state.log_start_offset {
+                state.log_start_offset = offset;
+                state.producers.remove_below(offset);
+                true
+            } else {
+                false
+            }
+        };
+        if moved {
+            // Durable before any file goes: a crash in between must not bring deleted
+            // records back as readable.
+            self.write_checkpoint().await?;
+        }
+        let removed: Vec<Segment> = {
+            let mut state = self.state.borrow_mut();
+            let log_start_offset = state.log_start_offset;
+            let mut removable = Vec::new();
+            let mut iter = state.segments.iter().peekable();
+            while let Some((&base, _)) = iter.next() {
+                match iter.peek() {
+                    Some((&next_base, _)) if next_base <= log_start_offset => removable.push(base),
+                    _ => break,
+                }
+            }
+            removable
+                .into_iter()
+                .filter_map(|base| state.segments.remove(&base))
+                .collect()
+        };
+        if let Some(first_kept) = self.segment_base_offsets().first().copied() {
+            for snapshot in list_snapshots(&self.dir) {
+                if snapshot < first_kept {
+                    let _ = std::fs::remove_file(snapshot_path(&self.dir, snapshot));
+                }
+            }
+        }
+        for segment in &removed {
+            tracing::info!(dir = %self.dir.display(), base_offset = segment.base_offset, "deleting segment below the log start offset");
+            segment.remove_files();
+        }
+        Ok(())
+    }
+
+    /// Writes the log start offset durably: temporary file, fdatasync, rename over the
+    /// checkpoint, fdatasync of the directory.
+    async fn write_checkpoint(&self) -> Result<()> {
+        let _guard = self.checkpoint_lock.lock().await;
+        let value = self.log_start_offset();
+        let path = self.dir.join(LOG_START_OFFSET_FILE);
+        let temporary = self.dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+        let file = File::create(&temporary).map_err(|e| io_error(&temporary, e))?;
+        std::io::Write::write_all(&mut &file, value.to_string().as_bytes())
+            .map_err(|e| io_error(&temporary, e))?;
+        let file = Rc::new(file);
+        self.io
+            .fdatasync(&file)
+            .await
+            .map_err(|e| io_error(&temporary, e))?;
+        std::fs::rename(&temporary, &path).map_err(|e| io_error(&path, e))?;
+        self.io
+            .fdatasync(&self.dir_file)
+            .await
+            .map_err(|e| io_error(&self.dir, e))
     }
 
     /// Closes the log and removes its directory.
@@ -860,4 +1203,132 @@ fn spawn_flusher(log: Weak<Log>) {
             }
         }
     });
+}
+
+/// Checks every batch of an append against the producer state. A duplicate (a retry of a
+/// remembered batch) is returned as such: Kafka answers it with the original offsets and
+/// writes nothing. Several batches of one producer in one append are checked in sequence.
+fn check_producers(
+    producers: &ProducerStateMap,
+    headers: &[BatchHeader],
+) -> Result<Option<crate::producer::BatchMetadata>> {
+    if headers
+        .iter()
+        .all(|h| h.producer_id < 0 && !h.is_transactional())
+    {
+        return Ok(None);
+    }
+    if let [header] = headers {
+        return match producers.check(header)? {
+            SequenceCheck::Duplicate(original) => Ok(Some(original)),
+            SequenceCheck::Append | SequenceCheck::NotIdempotent => Ok(None),
+        };
+    }
+    // Rare (clients send one batch per partition): check against a staged copy.
+    let mut staged = producers.clone();
+    for header in headers {
+        match staged.check(header)? {
+            SequenceCheck::Duplicate(original) => return Ok(Some(original)),
+            SequenceCheck::Append | SequenceCheck::NotIdempotent => staged.record(header),
+        }
+    }
+    Ok(None)
+}
+
+/// Writes a producer-state snapshot `<offset>.snapshot` (temporary file, then rename) and
+/// keeps only the newest few. Not fsynced: a lost or torn snapshot (caught by its CRC) only
+/// makes recovery start its producer scan from an older one.
+fn write_snapshot(dir: &Path, offset: i64, encoded: &[u8]) {
+    let path = snapshot_path(dir, offset);
+    let temporary = path.with_extension("snapshot.tmp");
+    let written =
+        std::fs::write(&temporary, encoded).and_then(|()| std::fs::rename(&temporary, &path));
+    if let Err(error) = written {
+        tracing::warn!(path = %path.display(), %error, "writing producer state snapshot failed");
+        let _ = std::fs::remove_file(&temporary);
+        return;
+    }
+    let snapshots = list_snapshots(dir);
+    if snapshots.len() > SNAPSHOTS_KEPT {
+        for &old in &snapshots[..snapshots.len() - SNAPSHOTS_KEPT] {
+            let _ = std::fs::remove_file(snapshot_path(dir, old));
+        }
+    }
+}
+
+/// Rebuilds producer state at open: the newest valid snapshot at or below the log end,
+/// then the batches after it (usually only the recovered tail of the active segment, which
+/// recovery has just checked). Snapshots above the log end (a cut tail) are removed.
+async fn recover_producers(
+    dir: &Path,
+    io: &IoDriver,
+    segments: &BTreeMap<i64, Segment>,
+    log_end_offset: i64,
+) -> Result<ProducerStateMap> {
+    let first_base = segments.keys().next().copied().unwrap_or(0);
+    let mut start = first_base;
+    let mut producers = ProducerStateMap::default();
+    for offset in list_snapshots(dir).into_iter().rev() {
+        let path = snapshot_path(dir, offset);
+        if offset > log_end_offset {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if offset < first_base {
+            break;
+        }
+        match std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| ProducerStateMap::decode(&bytes))
+        {
+            Some(map) => {
+                producers = map;
+                start = offset;
+                break;
+            }
+            None => {
+                tracing::warn!(path = %path.display(), "ignoring an unreadable producer state snapshot");
+            }
+        }
+    }
+    if start >= log_end_offset {
+        return Ok(producers);
+    }
+    let first_segment = segments
+        .range(..=start)
+        .next_back()
+        .map(|(base, _)| *base)
+        .unwrap_or(first_base);
+    for segment in segments.range(first_segment..).map(|(_, s)| s) {
+        let mut position = segment.position_for(start);
+        while position < segment.size_bytes {
+            let want = ((segment.size_bytes - position) as usize).min(1024 * 1024);
+            let chunk = io
+                .read_at(&segment.file, position, want)
+                .await
+                .map_err(|e| io_error(&segment.path, e))?;
+            let mut iter = BatchIter::new(&chunk);
+            for (header, _) in iter.by_ref() {
+                if header.base_offset >= start {
+                    producers.record(&header);
+                }
+            }
+            if iter.position() > 0 {
+                position += iter.position() as u64;
+                continue;
+            }
+            // One batch larger than the chunk: only its header matters here.
+            match BatchHeader::parse(&chunk) {
+                Ok(header) if header.total_len() as u64 <= segment.size_bytes - position => {
+                    if header.base_offset >= start {
+                        producers.record(&header);
+                    }
+                    position += header.total_len() as u64;
+                }
+                // Recovery has already cut the tail at the first bad byte; stop at anything odd.
+                _ => break,
+            }
+        }
+    }
+    Ok(producers)
 }

@@ -208,6 +208,33 @@ impl Segment {
         Ok(())
     }
 
+    /// Cuts the segment back to `position`, where the batch with offset `next_offset` was to
+    /// start (its write failed): the file, the in-memory indexes and the end offset.
+    pub fn truncate_to(&mut self, position: u64, next_offset: i64) -> Result<()> {
+        self.file
+            .set_len(position)
+            .map_err(|e| io_error(&self.path, e))?;
+        self.size_bytes = position;
+        self.next_offset = next_offset.max(self.base_offset);
+        let relative = self.relative(self.next_offset);
+        self.offset_index.truncate_from(relative);
+        self.time_index.truncate_from(relative);
+        // Forces an index entry for the next batch, whose position is past every kept entry.
+        self.bytes_since_index_entry = u64::MAX / 2;
+        if self.indexes_on_disk {
+            self.remove_index_files();
+        }
+        Ok(())
+    }
+
+    /// Removes the segment's files (retention); open handles keep reading until dropped.
+    pub fn remove_files(&self) {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        for extension in ["log", "index", "timeindex"] {
+            let _ = std::fs::remove_file(file_path(&dir, self.base_offset, extension));
+        }
+    }
+
     /// Removes the index files so that a crash after more appends cannot trust stale ones.
     pub fn remove_index_files(&mut self) {
         let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
