@@ -83,6 +83,7 @@ def test_produce_and_consume_with_assign_and_seek(broker, topic_name, acks, comp
     assert (again.partition, again.offset, again.key) == (0, 2, b"k4")
 
 
+@pytest.mark.matrix("aiokafka", "metadata")
 @pytest.mark.matrix("aiokafka", "create, list, describe and delete topics (kafka-topics)")
 @pytest.mark.matrix("aiokafka", "describe and alter topic configs (kafka-configs)")
 @pytest.mark.matrix("aiokafka", "add partitions (kafka-topics --alter)")

@@ -153,6 +153,7 @@ def test_large_message_near_limit_and_over_it(broker, topic_name):
     assert [e.code() for e in errors] == [KafkaError.MSG_SIZE_TOO_LARGE]
 
 
+@pytest.mark.matrix("confluent-kafka", "metadata")
 @pytest.mark.matrix("confluent-kafka", "create, list, describe and delete topics (kafka-topics)")
 def test_topic_administration(broker, topic_name):
     client = admin(broker)

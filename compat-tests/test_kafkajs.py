@@ -29,6 +29,7 @@ def run(scenario, broker, topic, expect_ok=True):
     return result
 
 
+@pytest.mark.matrix("kafkajs", "metadata")
 @pytest.mark.matrix("kafkajs", "create, list, describe and delete topics (kafka-topics)")
 @pytest.mark.matrix("kafkajs", "describe and alter topic configs (kafka-configs)")
 @pytest.mark.matrix("kafkajs", "add partitions (kafka-topics --alter)")
