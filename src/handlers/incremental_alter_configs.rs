@@ -44,15 +44,7 @@ pub async fn handle(
     for resource in &request.resources {
         let outcome = match resource.resource_type {
             RESOURCE_TOPIC => {
-                let ops: Vec<ConfigOp> = resource
-                    .configs
-                    .iter()
-                    .map(|c| ConfigOp {
-                        name: c.name.to_string(),
-                        operation: c.config_operation,
-                        value: c.value.as_ref().map(|v| v.to_string()),
-                    })
-                    .collect();
+                let ops = config_ops(resource);
                 match check_ops(Scope::Topic, &ops) {
                     Ok(()) => {
                         let change: Change =
@@ -64,15 +56,7 @@ pub async fn handle(
                 }
             }
             RESOURCE_BROKER => {
-                let ops: Vec<ConfigOp> = resource
-                    .configs
-                    .iter()
-                    .map(|c| ConfigOp {
-                        name: c.name.to_string(),
-                        operation: c.config_operation,
-                        value: c.value.as_ref().map(|v| v.to_string()),
-                    })
-                    .collect();
+                let ops = config_ops(resource);
                 let checked = check_broker_name(shard, resource.resource_name.as_str())
                     .and_then(|()| check_ops(Scope::Broker, &ops));
                 Some(match checked {
@@ -121,6 +105,20 @@ pub async fn handle(
     IncrementalAlterConfigsResponse::default()
         .with_throttle_time_ms(0)
         .with_responses(responses)
+}
+
+fn config_ops(
+    resource: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+) -> Vec<ConfigOp> {
+    resource
+        .configs
+        .iter()
+        .map(|c| ConfigOp {
+            name: c.name.to_string(),
+            operation: c.config_operation,
+            value: c.value.as_ref().map(|v| v.to_string()),
+        })
+        .collect()
 }
 
 /// Which configs the operations apply to.

@@ -86,23 +86,17 @@ struct InFlight {
 impl InFlight {
     /// Waits until a request of this kind may start.
     async fn admit(&self, is_produce: bool) {
-        loop {
-            let busy = if is_produce {
+        let busy = || {
+            if is_produce {
                 self.non_produce.get() > 0
             } else {
                 self.total.get() > 0
-            };
-            if !busy {
-                return;
             }
+        };
+        while busy() {
             let finished = self.finished.notified();
             // Re-check after registering, so a finish in between is not missed.
-            let busy = if is_produce {
-                self.non_produce.get() > 0
-            } else {
-                self.total.get() > 0
-            };
-            if !busy {
+            if !busy() {
                 return;
             }
             finished.await;
