@@ -168,6 +168,16 @@ class LoadProducer:
     def start(self):
         self.thread.start()
 
+    def acked_count(self):
+        return sum(len(acked) for acked in self.acked.values())
+
+    def wait_for_progress(self, since, timeout, what):
+        """Polls until more than `since` messages are acknowledged."""
+        deadline = time.monotonic() + timeout
+        while self.acked_count() <= since:
+            assert time.monotonic() < deadline, f"no acknowledgement within {timeout}s {what}"
+            time.sleep(0.02)
+
     def finish(self):
         self.stopping.set()
         self.thread.join(timeout=10)
@@ -189,11 +199,16 @@ def test_kill_under_load_keeps_every_acknowledged_message(tmp_path, engine, idem
         create_topic(broker.bootstrap, topic, PARTITIONS)
         load = LoadProducer(broker.bootstrap, topic, idempotent)
         load.start()
-        for _ in range(KILL_ROUNDS):
-            time.sleep(rng.uniform(0.2, 0.8) if idempotent else rng.uniform(0.1, 0.5))
+        for round_number in range(KILL_ROUNDS):
+            # Every kill hits a producer that is sending and being acknowledged: wait (polling)
+            # for acknowledgements after each restart before the next kill.
+            load.wait_for_progress(load.acked_count(), 30, f"before kill {round_number} (seed {seed})")
+            time.sleep(rng.uniform(0.1, 0.5))
             broker.kill()
             time.sleep(rng.uniform(0.0, 0.1))
+            at_restart = load.acked_count()
             broker.start()
+            load.wait_for_progress(at_restart, 30, f"after restart {round_number} (seed {seed})")
         time.sleep(0.5)
         load.finish()
         broker.stop()
