@@ -17,7 +17,6 @@ CLASSPATH = os.environ.get("TIDELOG_JAVA_CLASSPATH")
 pytestmark = pytest.mark.skipif(not CLASSPATH or shutil.which("java") is None,
                                 reason="the Java scenarios were not compiled (scripts/test does it)")
 CLIENT = "Java kafka-clients 4.3"
-GROUPS = pytest.mark.xfail(reason="consumer groups are issue 4", strict=False)
 
 
 def java(main, *args, input=None, check=True, timeout=120):
@@ -60,7 +59,6 @@ def test_consumer_operations(broker, topic_name):
     assert "OK consumer-ops" in java("ClientScenarios", "consumer-ops", broker.bootstrap, topic_name).stdout
 
 
-@GROUPS
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_group_consumer_commit_and_resume(broker, topic_name, protocol, request):
@@ -186,7 +184,6 @@ def test_kafka_delete_records(broker, topic_name, tmp_path):
     assert tool("KafkaGetOffsets", broker, "--topic", topic_name, "--time", "-2") == [f"{topic_name}:0:7"]
 
 
-@GROUPS
 @pytest.mark.timeout(180)
 @pytest.mark.matrix(CLIENT, "consumer group admin: list, describe, delete, list and alter offsets (kafka-consumer-groups)")
 def test_kafka_consumer_groups(broker, topic_name):

@@ -76,7 +76,6 @@ def test_produce_then_read_back_with_another_client(broker, topic_name):
     assert offsets["byTime"] == [[0, "5"]]
 
 
-@pytest.mark.xfail(reason="kafkajs consumers always join a group: consumer groups are issue 4", strict=False)
 @pytest.mark.timeout(120)
 @pytest.mark.matrix("kafkajs", "consumer groups: subscribe, commit, resume")
 def test_group_consumer(broker, topic_name):
@@ -95,8 +94,6 @@ def test_delete_records(broker, topic_name):
     assert run("deleteRecords", broker, topic_name) == {"low": "4"}
 
 
-@pytest.mark.xfail(reason="consumer groups (OffsetCommit, ListGroups, DescribeGroups, DeleteGroups) are issue 4",
-                   strict=False)
 @pytest.mark.matrix("kafkajs", "consumer group admin: list, describe, delete, list and alter offsets (kafka-consumer-groups)")
 def test_group_admin(broker, topic_name):
     run("idempotent", broker, topic_name, expect_ok=False)  # creates the topic

@@ -12,10 +12,6 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 
-GROUPS = pytest.mark.xfail(
-    reason="consumer groups (JoinGroup/SyncGroup/OffsetCommit/OffsetFetch) are issue 4", strict=False)
-
-
 def create_topic(broker, name, partitions=1):
     client = AdminClient({"bootstrap.servers": broker.bootstrap})
     client.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
@@ -28,7 +24,6 @@ def produce_plain(broker, topic, count):
     assert producer.flush(30) == 0
 
 
-@GROUPS
 @pytest.mark.timeout(90)
 @pytest.mark.matrix("confluent-kafka", "consumer groups: subscribe, commit, resume")
 def test_confluent_group_commit_and_resume(broker, topic_name):
@@ -93,7 +88,6 @@ def test_kafka_python_default_producer_is_idempotent(broker, topic_name):
     assert offsets == [0, 1, 2, 3, 4]
 
 
-@GROUPS
 @pytest.mark.timeout(90)
 @pytest.mark.matrix("kafka-python", "consumer groups: subscribe, commit, resume")
 def test_kafka_python_group_consumer(broker, topic_name):
@@ -110,7 +104,6 @@ def test_kafka_python_group_consumer(broker, topic_name):
     assert committed == 10
 
 
-@GROUPS
 @pytest.mark.timeout(90)
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
 @pytest.mark.matrix("kcat", "balanced consumer group (-G)")
@@ -137,7 +130,6 @@ def commit_with_confluent(broker, topic, group):
         consumer.close()
 
 
-@GROUPS
 @pytest.mark.timeout(90)
 @pytest.mark.matrix("confluent-kafka", GROUP_ADMIN)
 def test_confluent_group_admin(broker, topic_name):
@@ -161,7 +153,6 @@ def test_confluent_group_admin(broker, topic_name):
     assert group not in [g.group_id for g in client.list_consumer_groups().result(timeout=30).valid]
 
 
-@GROUPS
 @pytest.mark.timeout(90)
 @pytest.mark.matrix("kafka-python", GROUP_ADMIN)
 def test_kafka_python_group_admin(broker, topic_name):
@@ -173,13 +164,15 @@ def test_kafka_python_group_admin(broker, topic_name):
     commit_with_confluent(broker, topic_name, group)
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
-        assert group in [g[0] for g in admin.list_consumer_groups()]
-        offsets = admin.list_consumer_group_offsets(group)
+        # kafka-python 3 names these list_groups, list_group_offsets, alter_group_offsets and
+        # delete_groups (2.x: list_consumer_groups, ...).
+        assert group in [g["group_id"] for g in admin.list_groups()]
+        offsets = admin.list_group_offsets({group: None})[group]
         assert offsets[KTopicPartition(topic_name, 0)].offset == 3
-        admin.alter_consumer_group_offsets(group, {KTopicPartition(topic_name, 0): OffsetAndMetadata(1, "", -1)})
-        assert admin.list_consumer_group_offsets(group)[KTopicPartition(topic_name, 0)].offset == 1
-        admin.delete_consumer_groups([group])
-        assert group not in [g[0] for g in admin.list_consumer_groups()]
+        admin.alter_group_offsets(group, {KTopicPartition(topic_name, 0): OffsetAndMetadata(1, "", -1)})
+        assert admin.list_group_offsets({group: None})[group][KTopicPartition(topic_name, 0)].offset == 1
+        admin.delete_groups([group])
+        assert group not in [g["group_id"] for g in admin.list_groups()]
     finally:
         admin.close()
 
@@ -219,7 +212,6 @@ def test_aiokafka_idempotent_producer(broker, topic_name):
     assert aiokafka_run(scenario()) == [0, 1, 2, 3, 4]
 
 
-@GROUPS
 @pytest.mark.timeout(90)
 @pytest.mark.matrix("aiokafka", "consumer groups: subscribe, commit, resume")
 def test_aiokafka_group_consumer(broker, topic_name):
@@ -265,7 +257,6 @@ def test_aiokafka_delete_records(broker, topic_name):
     assert result[ATopicPartition(topic_name, 0)] == 4
 
 
-@GROUPS
 @pytest.mark.timeout(90)
 @pytest.mark.matrix("aiokafka", GROUP_ADMIN)
 def test_aiokafka_group_admin(broker, topic_name):

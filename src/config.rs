@@ -64,6 +64,50 @@ pub struct Cli {
     /// flush.ms overrides it [default: always]
     #[arg(long, env = "TIDELOG_FSYNC", value_name = "POLICY")]
     pub fsync: Option<String>,
+
+    /// Wait this long for more members after the first joins an empty classic group (`group.initial.rebalance.delay.ms`) [default: 3000]
+    #[arg(
+        long,
+        env = "TIDELOG_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        value_name = "MS"
+    )]
+    pub group_initial_rebalance_delay_ms: Option<u32>,
+
+    /// Smallest session timeout a classic group member may ask for (`group.min.session.timeout.ms`) [default: 6000]
+    #[arg(long, env = "TIDELOG_GROUP_MIN_SESSION_TIMEOUT_MS", value_name = "MS")]
+    pub group_min_session_timeout_ms: Option<u32>,
+
+    /// Largest session timeout a classic group member may ask for (`group.max.session.timeout.ms`) [default: 1800000]
+    #[arg(long, env = "TIDELOG_GROUP_MAX_SESSION_TIMEOUT_MS", value_name = "MS")]
+    pub group_max_session_timeout_ms: Option<u32>,
+
+    /// Most members of one consumer group (`group.max.size`) [default: 2147483647]
+    #[arg(long, env = "TIDELOG_GROUP_MAX_SIZE", value_name = "N")]
+    pub group_max_size: Option<u32>,
+
+    /// Partitions of __consumer_offsets, fixed when it is first created (`offsets.topic.num.partitions`) [default: 50]
+    #[arg(long, env = "TIDELOG_OFFSETS_TOPIC_PARTITIONS", value_name = "N")]
+    pub offsets_topic_partitions: Option<i32>,
+
+    /// Committed offsets of an empty group are kept this long (`offsets.retention.minutes`) [default: 10080]
+    #[arg(long, env = "TIDELOG_OFFSETS_RETENTION_MINUTES", value_name = "MIN")]
+    pub offsets_retention_minutes: Option<u32>,
+
+    /// Heartbeat interval given to KIP-848 consumers (`group.consumer.heartbeat.interval.ms`) [default: 5000]
+    #[arg(
+        long,
+        env = "TIDELOG_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        value_name = "MS"
+    )]
+    pub group_consumer_heartbeat_interval_ms: Option<u32>,
+
+    /// Session timeout of KIP-848 consumers (`group.consumer.session.timeout.ms`) [default: 45000]
+    #[arg(
+        long,
+        env = "TIDELOG_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    pub group_consumer_session_timeout_ms: Option<u32>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -81,6 +125,14 @@ struct FileConfig {
     max_request_bytes: Option<u32>,
     io_engine: Option<String>,
     fsync: Option<String>,
+    group_initial_rebalance_delay_ms: Option<u32>,
+    group_min_session_timeout_ms: Option<u32>,
+    group_max_session_timeout_ms: Option<u32>,
+    group_max_size: Option<u32>,
+    offsets_topic_partitions: Option<i32>,
+    offsets_retention_minutes: Option<u32>,
+    group_consumer_heartbeat_interval_ms: Option<u32>,
+    group_consumer_session_timeout_ms: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +162,21 @@ pub struct BrokerConfig {
     pub max_inflight_requests_per_connection: usize,
     /// `max.incremental.fetch.session.cache.slots`, per shard.
     pub fetch_session_cache_slots: usize,
+    /// Consumer-group coordinator settings.
+    pub groups: GroupConfig,
+}
+
+/// The consumer-group settings (Kafka's `group.*` and `offsets.*` broker configs).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: u32,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+    pub max_size: u32,
+    pub offsets_topic_partitions: i32,
+    pub offsets_retention_minutes: u32,
+    pub consumer_heartbeat_interval_ms: u32,
+    pub consumer_session_timeout_ms: u32,
 }
 
 /// A setting with a bad value: the message names it.
@@ -222,6 +289,67 @@ impl BrokerConfig {
         let fsync_text = cli.fsync.or(file.fsync).unwrap_or_else(|| "always".into());
         let fsync = parse_fsync(&fsync_text).map_err(|reason| bad("--fsync", reason))?;
 
+        let groups = GroupConfig {
+            initial_rebalance_delay_ms: cli
+                .group_initial_rebalance_delay_ms
+                .or(file.group_initial_rebalance_delay_ms)
+                .unwrap_or(3000),
+            min_session_timeout_ms: cli
+                .group_min_session_timeout_ms
+                .or(file.group_min_session_timeout_ms)
+                .unwrap_or(6000),
+            max_session_timeout_ms: cli
+                .group_max_session_timeout_ms
+                .or(file.group_max_session_timeout_ms)
+                .unwrap_or(1_800_000),
+            max_size: cli
+                .group_max_size
+                .or(file.group_max_size)
+                .unwrap_or(i32::MAX as u32),
+            offsets_topic_partitions: cli
+                .offsets_topic_partitions
+                .or(file.offsets_topic_partitions)
+                .unwrap_or(50),
+            offsets_retention_minutes: cli
+                .offsets_retention_minutes
+                .or(file.offsets_retention_minutes)
+                .unwrap_or(7 * 24 * 60),
+            consumer_heartbeat_interval_ms: cli
+                .group_consumer_heartbeat_interval_ms
+                .or(file.group_consumer_heartbeat_interval_ms)
+                .unwrap_or(5000),
+            consumer_session_timeout_ms: cli
+                .group_consumer_session_timeout_ms
+                .or(file.group_consumer_session_timeout_ms)
+                .unwrap_or(45_000),
+        };
+        if groups.min_session_timeout_ms > groups.max_session_timeout_ms {
+            return Err(bad(
+                "--group-min-session-timeout-ms",
+                "must not exceed --group-max-session-timeout-ms",
+            ));
+        }
+        if groups.max_size == 0 {
+            return Err(bad("--group-max-size", "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&groups.offsets_topic_partitions) {
+            return Err(bad(
+                "--offsets-topic-partitions",
+                "must be between 1 and 10000",
+            ));
+        }
+        if groups.offsets_retention_minutes == 0 {
+            return Err(bad("--offsets-retention-minutes", "must be at least 1"));
+        }
+        if groups.consumer_heartbeat_interval_ms == 0
+            || groups.consumer_heartbeat_interval_ms >= groups.consumer_session_timeout_ms
+        {
+            return Err(bad(
+                "--group-consumer-heartbeat-interval-ms",
+                "must be at least 1 and below --group-consumer-session-timeout-ms",
+            ));
+        }
+
         Ok(BrokerConfig {
             listen,
             advertised_host,
@@ -243,6 +371,7 @@ impl BrokerConfig {
             fsync,
             max_inflight_requests_per_connection: 256,
             fetch_session_cache_slots: 1000,
+            groups,
         })
     }
 }

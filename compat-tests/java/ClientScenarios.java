@@ -88,6 +88,17 @@ public final class ClientScenarios {
         return got;
     }
 
+    /** Polls until at least `count` records arrived (one poll may bring more). */
+    static List<ConsumerRecord<byte[], byte[]>> readAtLeast(KafkaConsumer<byte[], byte[]> consumer, int count) {
+        List<ConsumerRecord<byte[], byte[]>> got = new ArrayList<>();
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (got.size() < count && System.currentTimeMillis() < deadline) {
+            consumer.poll(Duration.ofMillis(200)).forEach(got::add);
+        }
+        check(got.size() >= count, "consumed " + got.size() + " of at least " + count);
+        return got;
+    }
+
     /** The client was never throttled and did not reconnect over and over. */
     static void checkMetrics(String who, Map<MetricName, ? extends Metric> metrics) {
         for (var e : metrics.entrySet()) {
@@ -186,14 +197,22 @@ public final class ClientScenarios {
         c.put("auto.offset.reset", "earliest");
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(c)) {
             consumer.subscribe(List.of(topic));
-            readAll(consumer, 5);
-            consumer.commitSync(Map.of(new TopicPartition(topic, 0), new org.apache.kafka.clients.consumer.OffsetAndMetadata(5)));
-            consumer.commitAsync();
+            readAtLeast(consumer, 5);
+            var committed = Map.of(new TopicPartition(topic, 0), new org.apache.kafka.clients.consumer.OffsetAndMetadata(4));
+            consumer.commitSync(committed);
+            // commitAsync of offset 5; close() waits for it to complete.
+            var asyncResult = new java.util.concurrent.CompletableFuture<Exception>();
+            consumer.commitAsync(Map.of(new TopicPartition(topic, 0), new org.apache.kafka.clients.consumer.OffsetAndMetadata(5)),
+                    (offsets, error) -> asyncResult.complete(error));
+            while (!asyncResult.isDone()) {
+                consumer.poll(Duration.ofMillis(100));
+            }
+            check(asyncResult.get() == null, "commitAsync failed: " + asyncResult.get());
         }
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(c)) {
             consumer.subscribe(List.of(topic));
-            List<ConsumerRecord<byte[], byte[]>> resumed = readAll(consumer, 1);
-            check(resumed.get(0).offset() >= 5, "resumed at " + resumed.get(0).offset());
+            List<ConsumerRecord<byte[], byte[]>> resumed = readAtLeast(consumer, 1);
+            check(resumed.get(0).offset() == 5, "resumed at " + resumed.get(0).offset() + ", committed 5");
         }
         System.out.println("OK group " + protocol);
     }

@@ -50,7 +50,7 @@ use ConfigType as T;
 /// Every topic config Tidelog accepts, sorted by name. Those marked "accepted, not yet
 /// enforced" are stored and described so that tools setting them keep working.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def("cleanup.policy", T::List, "delete", None, &["delete", "compact"], "Retention policy for old segments: delete, compact, or both (compaction not yet enforced)."),
+    def("cleanup.policy", T::List, "delete", None, &["delete", "compact"], "Retention policy for old segments: delete, compact, or both (compact alone turns time and size retention off; compaction itself is not enforced yet)."),
     def("compression.type", T::String, "producer", None, &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"], "Final compression type (only 'producer' is enforced: batches are stored as received)."),
     def("delete.retention.ms", T::Long, "86400000", Some(0), &[], "How long delete tombstones are kept in compacted topics."),
     def("file.delete.delay.ms", T::Long, "60000", Some(0), &[], "Delay before deleting a file from the filesystem."),
@@ -151,6 +151,18 @@ pub fn log_config(overrides: &BTreeMap<String, String>, fsync: FsyncPolicy) -> L
         Some("LogAppendTime") => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
     };
+    // A compacted-only topic (cleanup.policy=compact) keeps its data: Kafka applies
+    // retention.ms / retention.bytes only with the delete policy.
+    let deletes = effective(overrides, "cleanup.policy")
+        .is_none_or(|policy| policy.split(',').any(|p| p.trim() == "delete"));
+    let (retention_ms, retention_bytes) = if deletes {
+        (
+            number(overrides, "retention.ms"),
+            number(overrides, "retention.bytes"),
+        )
+    } else {
+        (-1, -1)
+    };
     LogConfig {
         segment_bytes: number(overrides, "segment.bytes").max(14) as u64,
         segment_ms: number(overrides, "segment.ms").max(1),
@@ -158,8 +170,8 @@ pub fn log_config(overrides: &BTreeMap<String, String>, fsync: FsyncPolicy) -> L
             as u32,
         max_message_bytes: number(overrides, "max.message.bytes").clamp(0, i32::MAX as i64) as u32,
         message_timestamp_type: timestamp_type,
-        retention_ms: number(overrides, "retention.ms"),
-        retention_bytes: number(overrides, "retention.bytes"),
+        retention_ms,
+        retention_bytes,
         fsync: topic_fsync(overrides).unwrap_or(fsync),
     }
 }

@@ -10,11 +10,24 @@ use super::util::str_bytes;
 use crate::protocol::error_code;
 use crate::server::Shard;
 
-pub fn handle(
+/// Kafka's key type for consumer groups (1 is transactional ids).
+const GROUP_KEY_TYPE: i8 = 0;
+
+pub async fn handle(
     shard: &Rc<Shard>,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
+    // Groups are coordinated through __consumer_offsets: create it on first need, as Kafka
+    // does, so that the group's partition is open before the client arrives.
+    let ready = if request.key_type == GROUP_KEY_TYPE {
+        match crate::coordinator::offsets_topic(shard, true).await {
+            Ok(_) => error_code::NONE,
+            Err(code) => code,
+        }
+    } else {
+        error_code::NONE
+    };
     let config = &shard.config;
     let node_id = BrokerId(config.node_id);
     let host = str_bytes(&config.advertised_host);
@@ -30,12 +43,12 @@ pub fn handle(
                     .with_node_id(node_id)
                     .with_host(host.clone())
                     .with_port(port)
-                    .with_error_code(error_code::NONE)
+                    .with_error_code(ready)
             })
             .collect();
     } else {
         response = response
-            .with_error_code(error_code::NONE)
+            .with_error_code(ready)
             .with_node_id(node_id)
             .with_host(host)
             .with_port(port);

@@ -7,24 +7,37 @@
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
-mod topic_admin;
+mod sync_group;
+pub(crate) mod topic_admin;
 mod util;
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -39,8 +52,16 @@ pub async fn handle(
     shard: Rc<Shard>,
     header: RequestHeader,
     request: RequestKind,
+    peer: SocketAddr,
 ) -> Result<Option<Bytes>, String> {
     let version = header.request_api_version;
+    let client_id = || {
+        header
+            .client_id
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default()
+    };
     let correlation_id = header.correlation_id;
     macro_rules! reply {
         ($response:expr) => {
@@ -61,7 +82,41 @@ pub async fn handle(
             reply!(list_offsets::handle(&shard, request, version).await)
         }
         RequestKind::FindCoordinator(request) => {
-            reply!(find_coordinator::handle(&shard, request, version))
+            reply!(find_coordinator::handle(&shard, request, version).await)
+        }
+        RequestKind::JoinGroup(request) => {
+            reply!(join_group::handle(&shard, request, version, client_id(), peer).await)
+        }
+        RequestKind::SyncGroup(request) => {
+            reply!(sync_group::handle(&shard, request, version).await)
+        }
+        RequestKind::Heartbeat(request) => reply!(heartbeat::handle(&shard, request).await),
+        RequestKind::LeaveGroup(request) => {
+            reply!(leave_group::handle(&shard, request, version).await)
+        }
+        RequestKind::OffsetCommit(request) => {
+            reply!(offset_commit::handle(&shard, request).await)
+        }
+        RequestKind::OffsetFetch(request) => {
+            reply!(offset_fetch::handle(&shard, request, version).await)
+        }
+        RequestKind::OffsetDelete(request) => {
+            reply!(offset_delete::handle(&shard, request).await)
+        }
+        RequestKind::ListGroups(request) => {
+            reply!(list_groups::handle(&shard, request, version).await)
+        }
+        RequestKind::DescribeGroups(request) => {
+            reply!(describe_groups::handle(&shard, request, version).await)
+        }
+        RequestKind::DeleteGroups(request) => {
+            reply!(delete_groups::handle(&shard, request).await)
+        }
+        RequestKind::ConsumerGroupHeartbeat(request) => {
+            reply!(consumer_group_heartbeat::handle(&shard, request, client_id(), peer).await)
+        }
+        RequestKind::ConsumerGroupDescribe(request) => {
+            reply!(consumer_group_describe::handle(&shard, request).await)
         }
         RequestKind::CreateTopics(request) => {
             reply!(create_topics::handle(&shard, request, version).await)

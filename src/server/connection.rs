@@ -179,7 +179,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
                 let is_produce = matches!(request, RequestKind::Produce(_));
                 in_flight.admit(is_produce).await;
                 let guard = InFlightGuard::new(in_flight.clone(), is_produce);
-                let handler = handlers::handle(shard.clone(), header, request);
+                let handler = handlers::handle(shard.clone(), header, request, peer);
                 Pending::Handler(tokio::task::spawn_local(async move {
                     let _guard = guard;
                     handler.await

@@ -102,6 +102,7 @@ async fn shutdown(shards: &Arc<ShardSet>) {
         .map(|id| {
             shards.call(id, |shard| async move {
                 shard.begin_shutdown();
+                shard.groups.abort_waiters();
                 connection::drain(&shard, DRAIN_TIMEOUT).await;
             })
         })
@@ -190,6 +191,7 @@ fn shard_main(
 
         tokio::task::spawn_local(connection::accept_loop(shard.clone(), listener));
         tokio::task::spawn_local(periodic_tasks(shard.clone()));
+        tokio::task::spawn_local(group_timers(shard.clone()));
         // Jobs run until the main thread's last shutdown phase asks this shard to exit.
         while let Some(job) = mailbox.recv().await {
             job(shard.clone());
@@ -219,5 +221,25 @@ async fn periodic_tasks(shard: Rc<Shard>) {
                 tracing::warn!(dir = %partition.log.dir().display(), %error, "retention failed");
             }
         }
+    }
+}
+
+/// Consumer-group timeouts every `coordinator::TICK`; expired offsets once a minute.
+async fn group_timers(shard: Rc<Shard>) {
+    let mut shutdown = shard.shutdown_signal();
+    let mut tick = tokio::time::interval(crate::coordinator::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_expiry = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
+        let now = std::time::Instant::now();
+        let expire_offsets = now.duration_since(last_expiry) >= Duration::from_secs(60);
+        if expire_offsets {
+            last_expiry = now;
+        }
+        crate::coordinator::tick(&shard, now, expire_offsets).await;
     }
 }

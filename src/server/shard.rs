@@ -109,6 +109,8 @@ pub struct Shard {
     catalog: RefCell<Arc<Catalog>>,
     partitions: RefCell<HashMap<(Uuid, i32), Rc<OwnedPartition>>>,
     pub fetch_sessions: RefCell<FetchSessionCache>,
+    /// The consumer groups whose `__consumer_offsets` partitions this shard owns.
+    pub groups: crate::coordinator::Coordinator,
     controller: Option<Rc<Controller>>,
     /// Producer ids for InitProducerId; only shard 0 (with the controller) has one.
     pub producer_ids: Option<Rc<super::producer_ids::ProducerIdAllocator>>,
@@ -144,6 +146,7 @@ impl Shard {
             catalog: RefCell::new(catalog),
             partitions: RefCell::new(HashMap::new()),
             fetch_sessions: RefCell::new(FetchSessionCache::new(id, slots)),
+            groups: crate::coordinator::Coordinator::default(),
             controller,
             producer_ids,
             shutdown_tx: watch::channel(false).0,
