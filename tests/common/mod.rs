@@ -197,6 +197,16 @@ impl Broker {
         self.data_dir.take().expect("broker owns a data dir")
     }
 
+    /// SIGKILL (no clean shutdown), handing back the data directory for a restart.
+    #[allow(dead_code)]
+    pub fn kill_and_keep_data(mut self) -> TempDir {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.data_dir.take().expect("broker owns a data dir")
+    }
+
     fn stop_in_place(&mut self) {
         let status = self.terminate();
         assert_eq!(
