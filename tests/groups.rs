@@ -87,11 +87,7 @@ async fn heartbeat(client: &mut KafkaClient, group: &str, member_id: &str, gener
         .with_group_id(GroupId(s(group)))
         .with_generation_id(generation)
         .with_member_id(s(member_id));
-    client
-        .send(4, request)
-        .await
-        .expect("Heartbeat")
-        .error_code
+    client.send(4, request).await.expect("Heartbeat").error_code
 }
 
 async fn commit(
@@ -179,7 +175,10 @@ async fn classic_group_answers_with_kafkas_error_codes() {
         .unwrap();
     assert_eq!(unknown.error_code, UNKNOWN_MEMBER_ID);
     let short = first
-        .send(9, join_request(group, "", "consumer").with_session_timeout_ms(100))
+        .send(
+            9,
+            join_request(group, "", "consumer").with_session_timeout_ms(100),
+        )
         .await
         .unwrap();
     assert_eq!(short.error_code, INVALID_SESSION_TIMEOUT);
@@ -210,7 +209,10 @@ async fn classic_group_answers_with_kafkas_error_codes() {
     assert_eq!(synced.error_code, NONE);
     assert_eq!(synced.assignment, Bytes::from_static(b"a-gets-p0"));
     assert_eq!(heartbeat(&mut first, group, &a, 1).await, NONE);
-    assert_eq!(heartbeat(&mut first, group, &a, 0).await, ILLEGAL_GENERATION);
+    assert_eq!(
+        heartbeat(&mut first, group, &a, 0).await,
+        ILLEGAL_GENERATION
+    );
     assert_eq!(
         heartbeat(&mut first, group, "nobody", 1).await,
         UNKNOWN_MEMBER_ID
@@ -225,9 +227,15 @@ async fn classic_group_answers_with_kafkas_error_codes() {
         UNKNOWN_MEMBER_ID,
         "a simple commit to a group with members is refused"
     );
-    assert_eq!(fetch_offset(&mut admin, group, "events").await, (7, "meta".into()));
+    assert_eq!(
+        fetch_offset(&mut admin, group, "events").await,
+        (7, "meta".into())
+    );
     assert_eq!(delete_group(&mut admin, group).await, NON_EMPTY_GROUP);
-    assert_eq!(describe(&mut admin, group).await, (NONE, "Stable".into(), 1));
+    assert_eq!(
+        describe(&mut admin, group).await,
+        (NONE, "Stable".into(), 1)
+    );
 
     // A second member: the first learns of the rebalance from its heartbeat and rejoins.
     let mut second = broker.client().await;
@@ -305,13 +313,19 @@ async fn groups_and_offsets_survive_sigkill() {
     // Simple commits for many groups spread over both shards' partitions.
     for i in 0..20 {
         let group = format!("resume-{i}");
-        assert_eq!(commit(&mut client, &group, "", -1, "events", 100 + i).await, NONE);
+        assert_eq!(
+            commit(&mut client, &group, "", -1, "events", 100 + i).await,
+            NONE
+        );
     }
     let joined = join(&mut client, "live").await;
     let member = joined.member_id.to_string();
     let synced = sync(&mut client, "live", &member, 1, &[(&member, b"assigned")]).await;
     assert_eq!(synced.error_code, NONE);
-    assert_eq!(commit(&mut client, "live", &member, 1, "events", 42).await, NONE);
+    assert_eq!(
+        commit(&mut client, "live", &member, 1, "events", 42).await,
+        NONE
+    );
     drop(client);
 
     let data = broker.kill_and_keep_data();
@@ -323,7 +337,10 @@ async fn groups_and_offsets_survive_sigkill() {
     }
     assert_eq!(fetch_offset(&mut client, "live", "events").await.0, 42);
     // The group comes back Stable with its member, which goes on without rejoining.
-    assert_eq!(describe(&mut client, "live").await, (NONE, "Stable".into(), 1));
+    assert_eq!(
+        describe(&mut client, "live").await,
+        (NONE, "Stable".into(), 1)
+    );
     assert_eq!(heartbeat(&mut client, "live", &member, 1).await, NONE);
     let listed = client
         .send(4, ListGroupsRequest::default())
