@@ -108,6 +108,46 @@ pub struct Cli {
         value_name = "MS"
     )]
     pub group_consumer_session_timeout_ms: Option<u32>,
+
+    /// Object store for tiered segments: file:///path or s3://bucket/prefix [default: file://<data-dir>/tiered]
+    #[arg(long, env = "TIDELOG_TIER_URL", value_name = "URL")]
+    pub tier_url: Option<String>,
+
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 (path-style addressing) [default: AWS]
+    #[arg(long, env = "TIDELOG_TIER_ENDPOINT", value_name = "URL")]
+    pub tier_endpoint: Option<String>,
+
+    /// S3 region [default: AWS_REGION, else us-east-1]
+    #[arg(long, env = "TIDELOG_TIER_REGION", value_name = "REGION")]
+    pub tier_region: Option<String>,
+
+    /// S3 access key id [default: AWS_ACCESS_KEY_ID]
+    #[arg(long, env = "TIDELOG_TIER_ACCESS_KEY_ID", value_name = "KEY")]
+    pub tier_access_key_id: Option<String>,
+
+    /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY]
+    #[arg(long, env = "TIDELOG_TIER_SECRET_ACCESS_KEY", value_name = "SECRET")]
+    pub tier_secret_access_key: Option<String>,
+
+    /// Allow plain HTTP to the endpoint [default: true for an http:// endpoint]
+    #[arg(long, env = "TIDELOG_TIER_ALLOW_HTTP", value_name = "BOOL")]
+    pub tier_allow_http: Option<bool>,
+
+    /// Bytes of remote segment data cached for reads, over all shards [default: 268435456]
+    #[arg(long, env = "TIDELOG_TIER_CACHE_BYTES", value_name = "BYTES")]
+    pub tier_cache_bytes: Option<u64>,
+
+    /// How often each shard looks for sealed segments to upload [default: 1000]
+    #[arg(long, env = "TIDELOG_TIER_UPLOAD_INTERVAL_MS", value_name = "MS")]
+    pub tier_upload_interval_ms: Option<u64>,
+
+    /// Segments each shard uploads at once [default: 2]
+    #[arg(long, env = "TIDELOG_TIER_UPLOAD_CONCURRENCY", value_name = "N")]
+    pub tier_upload_concurrency: Option<usize>,
+
+    /// Default of the topic config remote.storage.enable [default: false]
+    #[arg(long, env = "TIDELOG_REMOTE_STORAGE_ENABLE", value_name = "BOOL")]
+    pub remote_storage_enable: Option<bool>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -133,6 +173,16 @@ struct FileConfig {
     offsets_retention_minutes: Option<u32>,
     group_consumer_heartbeat_interval_ms: Option<u32>,
     group_consumer_session_timeout_ms: Option<u32>,
+    tier_url: Option<String>,
+    tier_endpoint: Option<String>,
+    tier_region: Option<String>,
+    tier_access_key_id: Option<String>,
+    tier_secret_access_key: Option<String>,
+    tier_allow_http: Option<bool>,
+    tier_cache_bytes: Option<u64>,
+    tier_upload_interval_ms: Option<u64>,
+    tier_upload_concurrency: Option<usize>,
+    remote_storage_enable: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +214,19 @@ pub struct BrokerConfig {
     pub fetch_session_cache_slots: usize,
     /// Consumer-group coordinator settings.
     pub groups: GroupConfig,
+    /// Tiered storage settings.
+    pub tier: TierSettings,
+}
+
+/// Tiered storage: where sealed segments go and how uploads and remote reads behave.
+#[derive(Debug, Clone)]
+pub struct TierSettings {
+    pub store: tidelog_tiering::TierConfig,
+    pub cache_bytes: u64,
+    pub upload_interval_ms: u64,
+    pub upload_concurrency: usize,
+    /// `--remote-storage-enable`: the default of the topic config `remote.storage.enable`.
+    pub remote_storage_default: bool,
 }
 
 /// The consumer-group settings (Kafka's `group.*` and `offsets.*` broker configs).
@@ -350,6 +413,59 @@ impl BrokerConfig {
             ));
         }
 
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let tier_url = cli.tier_url.or(file.tier_url).unwrap_or_else(|| {
+            let absolute = std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone());
+            format!("file://{}", absolute.join("tiered").display())
+        });
+        if !(tier_url.starts_with("file://") || tier_url.starts_with("s3://")) {
+            return Err(bad(
+                "--tier-url",
+                format!("'{tier_url}' is neither file:///path nor s3://bucket/prefix"),
+            ));
+        }
+        let tier_endpoint = cli.tier_endpoint.or(file.tier_endpoint);
+        let tier_allow_http = cli
+            .tier_allow_http
+            .or(file.tier_allow_http)
+            .unwrap_or_else(|| {
+                tier_endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://"))
+            });
+        let tier = TierSettings {
+            store: tidelog_tiering::TierConfig {
+                url: tier_url,
+                endpoint: tier_endpoint,
+                region: cli.tier_region.or(file.tier_region),
+                access_key_id: cli.tier_access_key_id.or(file.tier_access_key_id),
+                secret_access_key: cli.tier_secret_access_key.or(file.tier_secret_access_key),
+                allow_http: tier_allow_http,
+            },
+            cache_bytes: cli
+                .tier_cache_bytes
+                .or(file.tier_cache_bytes)
+                .unwrap_or(256 * 1024 * 1024),
+            upload_interval_ms: cli
+                .tier_upload_interval_ms
+                .or(file.tier_upload_interval_ms)
+                .unwrap_or(1000)
+                .max(10),
+            upload_concurrency: cli
+                .tier_upload_concurrency
+                .or(file.tier_upload_concurrency)
+                .unwrap_or(2)
+                .max(1),
+            remote_storage_default: cli
+                .remote_storage_enable
+                .or(file.remote_storage_enable)
+                .unwrap_or(false),
+        };
+
         Ok(BrokerConfig {
             listen,
             advertised_host,
@@ -372,6 +488,7 @@ impl BrokerConfig {
             max_inflight_requests_per_connection: 256,
             fetch_session_cache_slots: 1000,
             groups,
+            tier,
         })
     }
 }

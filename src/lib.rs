@@ -5,6 +5,7 @@
 //! - `protocol`: framing, supported versions, error codes around the `kafka-protocol` codec.
 //! - `handlers`: one module per Kafka API, behind one dispatch table.
 //! - `coordinator`: consumer groups and their offsets in `__consumer_offsets`.
+//! - `tier`: the shard's side of tiered storage (uploads, remote reads, remote retention).
 //! - `catalog`: topics and configs as a metadata log applied to immutable snapshots.
 
 pub mod catalog;
@@ -14,3 +15,4 @@ pub mod coordinator;
 pub mod handlers;
 pub mod protocol;
 pub mod server;
+pub mod tier;

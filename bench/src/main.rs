@@ -82,6 +82,13 @@ struct DiskRefArgs {
     /// Total bytes written.
     #[arg(long, default_value_t = 256 * 1024 * 1024)]
     total_bytes: u64,
+    /// Files written round-robin (one per partition), as a broker with that many partitions
+    /// does.
+    #[arg(long, default_value_t = 1)]
+    files: usize,
+    /// Threads sharing the files (one per shard), each syncing its own files in turn.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 fn main() -> Result<()> {
@@ -99,35 +106,72 @@ fn main() -> Result<()> {
 
 fn disk_ref(args: &DiskRefArgs) -> Result<()> {
     ensure!(args.block_bytes > 0, "--block-bytes must be positive");
-    let path = args
-        .dir
-        .join(format!("disk-ref-{}.tmp", std::process::id()));
-    let mut file =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    ensure!(
+        args.files > 0 && args.threads > 0,
+        "--files and --threads must be positive"
+    );
+    let threads = args.threads.min(args.files);
+    let paths: Vec<PathBuf> = (0..args.files)
+        .map(|i| {
+            args.dir
+                .join(format!("disk-ref-{}-{i}.tmp", std::process::id()))
+        })
+        .collect();
     let block: Vec<u8> = (0..args.block_bytes)
         .map(|i| (i * 31 % 251) as u8)
         .collect();
     let block_count = (args.total_bytes / args.block_bytes as u64).max(1);
+    let per_thread = block_count.div_ceil(threads as u64);
     let started = Instant::now();
-    for _ in 0..block_count {
-        file.write_all(&block)?;
-        file.sync_data()?;
-    }
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<&PathBuf> = paths.iter().skip(t).step_by(threads).collect();
+                let block = &block;
+                scope.spawn(move || -> Result<()> {
+                    let mut files = mine
+                        .iter()
+                        .map(|path| {
+                            std::fs::File::create(path)
+                                .with_context(|| format!("creating {}", path.display()))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let count = files.len();
+                    for i in 0..per_thread as usize {
+                        let file = &mut files[i % count];
+                        file.write_all(block)?;
+                        file.sync_data()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a disk-ref thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let block_count = per_thread * threads as u64;
     let elapsed_s = started.elapsed().as_secs_f64();
-    drop(file);
-    std::fs::remove_file(&path)?;
+    for path in &paths {
+        std::fs::remove_file(path)?;
+    }
     let bytes = block_count * args.block_bytes as u64;
     let mb_per_s = bytes as f64 / 1e6 / elapsed_s;
     let syncs_per_s = block_count as f64 / elapsed_s;
     println!(
-        "disk-ref: {block_count} x {} B appends with fdatasync: {mb_per_s:.1} MB/s, {syncs_per_s:.0} syncs/s",
-        args.block_bytes
+        "disk-ref: {block_count} x {} B appends with fdatasync over {} file(s), {threads} thread(s): {mb_per_s:.1} MB/s, {syncs_per_s:.0} syncs/s",
+        args.block_bytes, args.files
     );
     println!(
         "{}",
         json!({
             "mode": "disk-ref",
             "block_bytes": args.block_bytes,
+            "files": args.files,
+            "threads": threads,
             "total_bytes": bytes,
             "elapsed_s": elapsed_s,
             "mb_per_s": mb_per_s,

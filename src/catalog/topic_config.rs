@@ -145,8 +145,13 @@ fn number(overrides: &BTreeMap<String, String>, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
-/// The storage settings for a topic with these overrides.
-pub fn log_config(overrides: &BTreeMap<String, String>, fsync: FsyncPolicy) -> LogConfig {
+/// The storage settings for a topic with these overrides. `remote_default` is the broker's
+/// `--remote-storage-enable`, for topics that do not set `remote.storage.enable`.
+pub fn log_config(
+    overrides: &BTreeMap<String, String>,
+    fsync: FsyncPolicy,
+    remote_default: bool,
+) -> LogConfig {
     let timestamp_type = match effective(overrides, "message.timestamp.type") {
         Some("LogAppendTime") => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
@@ -163,6 +168,19 @@ pub fn log_config(overrides: &BTreeMap<String, String>, fsync: FsyncPolicy) -> L
     } else {
         (-1, -1)
     };
+    let remote_storage = overrides
+        .get("remote.storage.enable")
+        .map(|v| v.trim().eq_ignore_ascii_case("true"))
+        .unwrap_or(remote_default);
+    // -2: the same as the total retention (Kafka's local.retention.* default).
+    let local_retention_ms = match number(overrides, "local.retention.ms") {
+        -2 => retention_ms,
+        ms => ms,
+    };
+    let local_retention_bytes = match number(overrides, "local.retention.bytes") {
+        -2 => retention_bytes,
+        bytes => bytes,
+    };
     LogConfig {
         segment_bytes: number(overrides, "segment.bytes").max(14) as u64,
         segment_ms: number(overrides, "segment.ms").max(1),
@@ -173,6 +191,9 @@ pub fn log_config(overrides: &BTreeMap<String, String>, fsync: FsyncPolicy) -> L
         retention_ms,
         retention_bytes,
         fsync: topic_fsync(overrides).unwrap_or(fsync),
+        remote_storage,
+        local_retention_ms,
+        local_retention_bytes,
     }
 }
 
@@ -220,7 +241,7 @@ mod tests {
             "message.timestamp.type".to_string(),
             "LogAppendTime".to_string(),
         );
-        let config = log_config(&overrides, FsyncPolicy::Always);
+        let config = log_config(&overrides, FsyncPolicy::Always, false);
         assert_eq!(config.segment_bytes, 1_048_576);
         assert_eq!(config.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(config.max_message_bytes, 1_048_588);
@@ -231,17 +252,17 @@ mod tests {
     fn flush_ms_override_sets_the_topic_fsync_policy() {
         let mut overrides = BTreeMap::new();
         assert_eq!(
-            log_config(&overrides, FsyncPolicy::Never).fsync,
+            log_config(&overrides, FsyncPolicy::Never, false).fsync,
             FsyncPolicy::Never
         );
         overrides.insert("flush.ms".to_string(), "0".to_string());
         assert_eq!(
-            log_config(&overrides, FsyncPolicy::Never).fsync,
+            log_config(&overrides, FsyncPolicy::Never, false).fsync,
             FsyncPolicy::Always
         );
         overrides.insert("flush.ms".to_string(), "250".to_string());
         assert_eq!(
-            log_config(&overrides, FsyncPolicy::Always).fsync,
+            log_config(&overrides, FsyncPolicy::Always, false).fsync,
             FsyncPolicy::IntervalMs(250)
         );
     }

@@ -358,18 +358,48 @@ async fn read_all(shard: &Rc<Shard>, items: &[ReadItem], max_bytes: usize) -> Ve
 async fn read_owned(shard: Rc<Shard>, items: Vec<ReadItem>, max_bytes: usize) -> Vec<ReadResult> {
     let reads = items.into_iter().map(|item| {
         let partition = shard.partition(&item.topic_id, item.partition);
+        let shard = shard.clone();
         async move {
             let Some(partition) = partition else {
                 return ReadResult::error(error_code::KAFKA_STORAGE_ERROR);
             };
             let log = &partition.log;
             let limit = item.max_bytes.min(max_bytes.max(1));
+            let tiered = log.config().remote_storage;
+            if tiered {
+                // Below the local log start, a tiered partition reads from object storage.
+                match crate::tier::read(&shard, &partition, item.fetch_offset, limit).await {
+                    crate::tier::RemoteRead::NotRemote => {}
+                    crate::tier::RemoteRead::Records(records) => {
+                        return ReadResult {
+                            error_code: error_code::NONE,
+                            records: Some(records),
+                            high_watermark: log.high_watermark(),
+                            log_start_offset: crate::tier::earliest_offset(&shard, &partition)
+                                .await,
+                        };
+                    }
+                    crate::tier::RemoteRead::Failed(error) => {
+                        tracing::warn!(dir = %log.dir().display(), %error, offset = item.fetch_offset, "remote read failed");
+                        return ReadResult {
+                            error_code: error_code::KAFKA_STORAGE_ERROR,
+                            records: None,
+                            high_watermark: log.high_watermark(),
+                            log_start_offset: log.log_start_offset(),
+                        };
+                    }
+                }
+            }
             match log.read(item.fetch_offset, limit).await {
                 Ok(outcome) => ReadResult {
                     error_code: error_code::NONE,
                     records: Some(outcome.records),
                     high_watermark: outcome.high_watermark,
-                    log_start_offset: outcome.log_start_offset,
+                    log_start_offset: if tiered {
+                        crate::tier::earliest_offset(&shard, &partition).await
+                    } else {
+                        outcome.log_start_offset
+                    },
                 },
                 Err(error) => {
                     let code = error_code::from_storage(&error);

@@ -111,16 +111,20 @@ async fn lookup_all(shard: Rc<Shard>, queries: Vec<(Uuid, i32, i64)>) -> Vec<Fou
         let log = &owned.log;
         let answer = match timestamp {
             LATEST => Ok((-1, log.high_watermark())),
-            EARLIEST | EARLIEST_LOCAL => Ok((-1, log.log_start_offset())),
-            LATEST_TIERED => Ok((-1, -1)),
+            EARLIEST => Ok((-1, crate::tier::earliest_offset(&shard, &owned).await)),
+            EARLIEST_LOCAL => Ok((-1, log.log_start_offset())),
+            LATEST_TIERED => Ok((-1, crate::tier::latest_tiered_offset(&shard, &owned).await)),
             MAX_TIMESTAMP => log
                 .max_timestamp()
                 .await
                 .map(|hit| hit.map_or((-1, -1), |h| (h.timestamp_ms, h.offset))),
-            t if t >= 0 => log
-                .offset_for_timestamp(t)
-                .await
-                .map(|hit| hit.map_or((-1, -1), |h| (h.timestamp_ms, h.offset))),
+            t if t >= 0 => match crate::tier::offset_for_timestamp(&shard, &owned, t).await {
+                Some(remote_hit) => Ok(remote_hit),
+                None => log
+                    .offset_for_timestamp(t)
+                    .await
+                    .map(|hit| hit.map_or((-1, -1), |h| (h.timestamp_ms, h.offset))),
+            },
             _ => {
                 found.push((error_code::INVALID_REQUEST, -1, -1));
                 continue;

@@ -192,6 +192,7 @@ fn shard_main(
         tokio::task::spawn_local(connection::accept_loop(shard.clone(), listener));
         tokio::task::spawn_local(periodic_tasks(shard.clone()));
         tokio::task::spawn_local(group_timers(shard.clone()));
+        tokio::task::spawn_local(tier_uploads(shard.clone()));
         // Jobs run until the main thread's last shutdown phase asks this shard to exit.
         while let Some(job) = mailbox.recv().await {
             job(shard.clone());
@@ -241,5 +242,20 @@ async fn group_timers(shard: Rc<Shard>) {
             last_expiry = now;
         }
         crate::coordinator::tick(&shard, now, expire_offsets).await;
+    }
+}
+
+/// Tiered storage: every `--tier-upload-interval-ms`, uploads and remote retention.
+async fn tier_uploads(shard: Rc<Shard>) {
+    let mut shutdown = shard.shutdown_signal();
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(shard.config.tier.upload_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
+        crate::tier::tick(&shard).await;
     }
 }

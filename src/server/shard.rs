@@ -111,6 +111,8 @@ pub struct Shard {
     pub fetch_sessions: RefCell<FetchSessionCache>,
     /// The consumer groups whose `__consumer_offsets` partitions this shard owns.
     pub groups: crate::coordinator::Coordinator,
+    /// Tiered storage for the partitions this shard owns.
+    pub tier: crate::tier::ShardTier,
     controller: Option<Rc<Controller>>,
     /// Producer ids for InitProducerId; only shard 0 (with the controller) has one.
     pub producer_ids: Option<Rc<super::producer_ids::ProducerIdAllocator>>,
@@ -137,9 +139,11 @@ impl Shard {
                 &config.data_dir,
             ))
         });
+        let tier = crate::tier::ShardTier::new(&config);
         Shard {
             id,
             config,
+            tier,
             shards,
             io,
             fsync,
@@ -224,6 +228,7 @@ impl Shard {
                 .collect()
         };
         for owned in gone {
+            self.tier.forget_deleted(&owned);
             if let Err(error) = owned.log.delete().await {
                 tracing::error!(dir = %owned.log.dir().display(), %error, "could not delete a deleted topic's log");
             }
@@ -232,8 +237,11 @@ impl Shard {
             let Some(topic) = catalog.topic_by_id(&topic_id).cloned() else {
                 continue;
             };
-            let config =
-                topic_config::log_config(&catalog.effective_topic_configs(&topic), self.fsync);
+            let config = topic_config::log_config(
+                &catalog.effective_topic_configs(&topic),
+                self.fsync,
+                self.config.tier.remote_storage_default,
+            );
             let existing = self.partition(&topic_id, partition);
             match existing {
                 Some(owned) => {

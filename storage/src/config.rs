@@ -35,6 +35,13 @@ pub struct LogConfig {
     /// `retention.bytes` (-1: unlimited).
     pub retention_bytes: i64,
     pub fsync: FsyncPolicy,
+    /// `remote.storage.enable`: sealed segments go to object storage, and local retention
+    /// (below) may delete only what is already remote.
+    pub remote_storage: bool,
+    /// `local.retention.ms` / `local.retention.bytes`, already resolved (-2 replaced by the
+    /// total retention). Used instead of `retention_*` when `remote_storage` is on.
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
 }
 
 impl Default for LogConfig {
@@ -48,6 +55,9 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             fsync: FsyncPolicy::Always,
+            remote_storage: false,
+            local_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            local_retention_bytes: -1,
         }
     }
 }

@@ -16,12 +16,12 @@ pub mod io;
 pub mod log;
 pub mod producer;
 
-mod index;
+pub mod index;
 mod segment;
 
 pub use batch::{BatchError, BatchHeader};
 pub use config::{FsyncPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
 pub use io::{IoDriver, IoEngine};
-pub use log::{AppendOutcome, Log, ReadOutcome, TimestampLookup};
+pub use log::{AppendOutcome, Log, ReadOutcome, SealedSegmentInfo, TimestampLookup};
 pub use producer::{ProducerError, ProducerSummary};

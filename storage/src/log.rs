@@ -80,6 +80,9 @@ struct State {
     /// The first I/O error: the partition is failed from then on (the broker stays up).
     failed: Option<(std::io::ErrorKind, String)>,
     closed: bool,
+    /// Tiered logs: offsets below this are safely in object storage (listed in the remote
+    /// manifest), so local retention may delete segments that end at or below it.
+    remote_end_offset: i64,
 }
 
 impl State {
@@ -149,6 +152,19 @@ pub struct AppendOutcome {
     /// The broker's append time when the log uses LogAppendTime, else -1.
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
+}
+
+/// A sealed, durable segment's files, for upload to object storage.
+#[derive(Debug, Clone)]
+pub struct SealedSegmentInfo {
+    pub base_offset: i64,
+    /// One past its last offset.
+    pub next_offset: i64,
+    pub size_bytes: u64,
+    pub max_timestamp_ms: i64,
+    pub log_file: PathBuf,
+    pub index_file: PathBuf,
+    pub time_index_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +287,7 @@ impl Log {
             max_timestamp: None,
             failed: None,
             closed: false,
+            remote_end_offset: 0,
         };
         let first_base = *state.segments.keys().next().unwrap_or(&0);
         let log_end_offset = state.active().next_offset;
@@ -1022,8 +1039,17 @@ impl Log {
         let deletable = {
             let state = self.state.borrow();
             state.check_usable(&self.dir)?;
-            let retention_ms = state.config.retention_ms;
-            let retention_bytes = state.config.retention_bytes;
+            // A tiered log keeps locally what local retention says, and never deletes a
+            // segment that is not yet safely remote.
+            let tiered = state.config.remote_storage;
+            let (retention_ms, retention_bytes) = if tiered {
+                (
+                    state.config.local_retention_ms,
+                    state.config.local_retention_bytes,
+                )
+            } else {
+                (state.config.retention_ms, state.config.retention_bytes)
+            };
             let mut remaining_bytes: u64 = state.segments.values().map(|s| s.size_bytes).sum();
             let mut deletable = Vec::new();
             let mut iter = state.segments.values().peekable();
@@ -1044,6 +1070,9 @@ impl Log {
                 if !(below_start || expired || oversized) {
                     break;
                 }
+                if tiered && !below_start && next.base_offset > state.remote_end_offset {
+                    break;
+                }
                 remaining_bytes -= segment.size_bytes;
                 deletable.push((segment.base_offset, next.base_offset));
             }
@@ -1054,6 +1083,51 @@ impl Log {
         };
         self.advance_log_start(new_first_base).await?;
         Ok(deletable.into_iter().map(|(base, _)| base).collect())
+    }
+
+    /// Tiered logs: everything below `offset` is now in object storage.
+    pub fn set_remote_end_offset(&self, offset: i64) {
+        let mut state = self.state.borrow_mut();
+        state.remote_end_offset = state.remote_end_offset.max(offset);
+    }
+
+    /// Sealed segments (not the active one) that are wholly durable and have their index
+    /// files on disk: what tiering may upload, oldest first.
+    pub fn sealed_segments(&self) -> Vec<SealedSegmentInfo> {
+        let mut state = self.state.borrow_mut();
+        let durable = state.durable_offset.min(state.high_watermark);
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        let mut sealed = Vec::new();
+        // Every segment but the last (active) one.
+        for base in bases.iter().take(bases.len().saturating_sub(1)) {
+            let Some(segment) = state.segments.get_mut(base) else {
+                break;
+            };
+            if segment.next_offset > durable || segment.next_offset <= segment.base_offset {
+                break;
+            }
+            if !segment.indexes_on_disk {
+                // A segment recovered by a rescan has no index files until now.
+                if let Err(error) = segment.write_indexes() {
+                    tracing::warn!(dir = %self.dir.display(), base, %error, "cannot write a sealed segment's indexes");
+                    break;
+                }
+            }
+            sealed.push(SealedSegmentInfo {
+                base_offset: segment.base_offset,
+                next_offset: segment.next_offset,
+                size_bytes: segment.size_bytes,
+                max_timestamp_ms: segment.time_index.last().map(|(t, _)| t).unwrap_or(-1),
+                log_file: segment.path.clone(),
+                index_file: crate::segment::file_path(&self.dir, segment.base_offset, "index"),
+                time_index_file: crate::segment::file_path(
+                    &self.dir,
+                    segment.base_offset,
+                    "timeindex",
+                ),
+            });
+        }
+        sealed
     }
 
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark) and

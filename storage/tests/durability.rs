@@ -393,3 +393,45 @@ fn a_torn_snapshot_is_ignored() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn tiered_logs_delete_locally_only_what_is_remote() {
+    for engine in ENGINES {
+        run(async move {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig {
+                remote_storage: true,
+                local_retention_bytes: 1,
+                local_retention_ms: -1,
+                ..small_config()
+            };
+            let log = Log::open(dir.path(), config, driver(engine)).await.unwrap();
+            for i in 0..30 {
+                log.append(batch(&format!("b{i}"), 10, 1_000), 1_000, true)
+                    .await
+                    .unwrap();
+            }
+            log.flush().await.unwrap();
+            let sealed = log.sealed_segments();
+            assert!(sealed.len() >= 3, "{engine:?}: {sealed:?}");
+            assert!(sealed
+                .windows(2)
+                .all(|w| w[0].next_offset == w[1].base_offset));
+            assert!(sealed
+                .iter()
+                .all(|s| s.index_file.exists() && s.log_file.exists()));
+
+            // Nothing is remote yet: local retention deletes nothing.
+            assert!(log.enforce_retention(2_000).await.unwrap().is_empty());
+            assert_eq!(log.log_start_offset(), 0);
+
+            // The first two segments are remote: exactly those go.
+            log.set_remote_end_offset(sealed[1].next_offset);
+            let deleted = log.enforce_retention(2_000).await.unwrap();
+            assert_eq!(deleted, vec![sealed[0].base_offset, sealed[1].base_offset]);
+            assert_eq!(log.log_start_offset(), sealed[1].next_offset);
+            assert!(!sealed[0].log_file.exists());
+            assert!(sealed[2].log_file.exists());
+        });
+    }
+}
