@@ -152,6 +152,8 @@ NOT_SUPPORTED = {
     ("kcat", "DescribeLogDirs"): _NO_ADMIN,
     ("kcat", _GROUP_ADMIN): _NO_ADMIN,
     ("confluent-kafka", "DescribeLogDirs"): "confluent-kafka 2.16's AdminClient has no describe_log_dirs",
+    ("confluent-kafka", "consumer group admin: delete committed offsets (OffsetDelete)"):
+        "confluent-kafka 2.16's AdminClient has no delete_consumer_group_offsets",
     ("aiokafka", "DescribeLogDirs"): "aiokafka's admin client has no describe_log_dirs",
     ("kafkajs", "DescribeLogDirs"): "kafkajs has no DescribeLogDirs",
     ("kafkajs", "consume with assign and seek"): "kafkajs consumers have no assign(): they always join a group",

@@ -1033,6 +1033,7 @@ def test_confluent_commit_after_session_expiry_fails(broker_factory, topic_name)
         try:
             result = json.loads(lines.get(timeout=60))
         except queue.Empty:
+            child.kill()
             raise AssertionError(f"the expired member's commit did not return within 60s: {child.stderr.read()}")
         # librdkafka reports the broker's UNKNOWN_MEMBER_ID (or ILLEGAL_GENERATION for a stale
         # generation), or _ASSIGNMENT_LOST when it noticed the expiry itself first.
