@@ -15,8 +15,8 @@
   also up to the end of the remote part of each partition.
 - `copy-ref`: the reference in the same run against the same S3 server: files of the sizes
   the broker uploaded, put with boto3 (one PUT up to the broker's multipart threshold,
-  multipart in parts of the broker's part size above it) by as many threads as the broker
-  has uploads in flight; read back whole (GET), and read back in the broker's cold-read
+  multipart in parts of the broker's part size, two in flight, above it) by as many threads
+  as the broker has uploads in flight; read back whole (GET), and read back in the broker's cold-read
   shape (1 MiB range GETs, one object after another per thread).
 """
 
@@ -282,14 +282,23 @@ def cmd_copy_ref(args):
                 client.put_object(Bucket=args.bucket, Key=key, Body=body)
             return
         upload_id = client.create_multipart_upload(Bucket=args.bucket, Key=key)["UploadId"]
-        parts = []
-        with open(path, "rb") as source:
+
+        def upload_part(number, chunk):
+            etag = client.upload_part(Bucket=args.bucket, Key=key, UploadId=upload_id,
+                                      PartNumber=number, Body=chunk)["ETag"]
+            return {"PartNumber": number, "ETag": etag}
+
+        # As the broker: parts read in turn, up to --parts-in-flight of them being sent.
+        pending = []
+        with open(path, "rb") as source, \
+                concurrent.futures.ThreadPoolExecutor(args.parts_in_flight) as pool:
             number = 1
             while chunk := source.read(args.part_bytes):
-                etag = client.upload_part(Bucket=args.bucket, Key=key, UploadId=upload_id,
-                                          PartNumber=number, Body=chunk)["ETag"]
-                parts.append({"PartNumber": number, "ETag": etag})
+                if len(pending) >= args.parts_in_flight:
+                    pending[-args.parts_in_flight].result()
+                pending.append(pool.submit(upload_part, number, chunk))
                 number += 1
+            parts = [future.result() for future in pending]
         client.complete_multipart_upload(Bucket=args.bucket, Key=key, UploadId=upload_id,
                                          MultipartUpload={"Parts": parts})
 
@@ -371,6 +380,7 @@ def main():
     copy_ref.add_argument("--threads", type=int, required=True)
     copy_ref.add_argument("--multipart-threshold", type=int, default=8 * MIB)
     copy_ref.add_argument("--part-bytes", type=int, default=8 * MIB)
+    copy_ref.add_argument("--parts-in-flight", type=int, default=2)
     copy_ref.add_argument("--range-bytes", type=int, default=MIB)
     copy_ref.set_defaults(run=cmd_copy_ref)
 
