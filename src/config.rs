@@ -145,6 +145,10 @@ pub struct Cli {
     #[arg(long, env = "TIDELOG_TIER_UPLOAD_CONCURRENCY", value_name = "N")]
     pub tier_upload_concurrency: Option<usize>,
 
+    /// Upload bandwidth limit over all shards, bytes per second; 0 for none [default: 0]
+    #[arg(long, env = "TIDELOG_TIER_UPLOAD_BYTES_PER_SEC", value_name = "BYTES")]
+    pub tier_upload_bytes_per_sec: Option<u64>,
+
     /// Default of the topic config remote.storage.enable [default: false]
     #[arg(long, env = "TIDELOG_REMOTE_STORAGE_ENABLE", value_name = "BOOL")]
     pub remote_storage_enable: Option<bool>,
@@ -183,6 +187,7 @@ struct FileConfig {
     tier_upload_interval_ms: Option<u64>,
     tier_upload_concurrency: Option<usize>,
     remote_storage_enable: Option<bool>,
+    tier_upload_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +230,8 @@ pub struct TierSettings {
     pub cache_bytes: u64,
     pub upload_interval_ms: u64,
     pub upload_concurrency: usize,
+    /// Upload bandwidth over all shards (0: unlimited).
+    pub upload_bytes_per_sec: u64,
     /// `--remote-storage-enable`: the default of the topic config `remote.storage.enable`.
     pub remote_storage_default: bool,
 }
@@ -460,6 +467,10 @@ impl BrokerConfig {
                 .or(file.tier_upload_concurrency)
                 .unwrap_or(2)
                 .max(1),
+            upload_bytes_per_sec: cli
+                .tier_upload_bytes_per_sec
+                .or(file.tier_upload_bytes_per_sec)
+                .unwrap_or(0),
             remote_storage_default: cli
                 .remote_storage_enable
                 .or(file.remote_storage_enable)

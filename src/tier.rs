@@ -207,6 +207,36 @@ async fn ensure_loaded(shard: &Shard, tier: &PartitionTier, owned: &OwnedPartiti
     true
 }
 
+/// One line per tiered partition with what is remote, what waits to be uploaded (the upload
+/// lag) and the last error; logged every minute by the shard's tiering task.
+pub fn log_status(shard: &Shard) {
+    for owned in shard.owned_partitions() {
+        if !owned.log.config().remote_storage {
+            continue;
+        }
+        let Some(tier) = shard.tier.existing(&owned.topic.id, owned.index) else {
+            continue;
+        };
+        let end = tier.manifest.borrow().end_offset();
+        let pending: Vec<_> = owned
+            .log
+            .sealed_segments()
+            .into_iter()
+            .filter(|s| s.base_offset >= end)
+            .collect();
+        tracing::info!(
+            topic = %owned.topic.name,
+            partition = owned.index,
+            remote_segments = tier.manifest.borrow().segments.len(),
+            remote_bytes = tier.remote_bytes(),
+            upload_lag_segments = pending.len(),
+            upload_lag_bytes = pending.iter().map(|s| s.size_bytes).sum::<u64>(),
+            last_error = tier.last_error.borrow().as_deref().unwrap_or("none"),
+            "tiered storage status"
+        );
+    }
+}
+
 /// One pass over the shard's tiered partitions: start uploads, apply remote retention.
 pub async fn tick(shard: &Rc<Shard>) {
     if shard.tier.store.is_none() {
@@ -245,7 +275,18 @@ pub async fn tick(shard: &Rc<Shard>) {
             .set(shard.tier.uploads_in_flight.get() + 1);
         let shard = shard.clone();
         tokio::task::spawn_local(async move {
+            let started = Instant::now();
+            let bytes = segment.size_bytes;
             upload(&shard, &tier, &owned, segment).await;
+            // Bandwidth bound: the slot is held until the upload's share of the shard's
+            // bytes-per-second budget has passed.
+            let budget = shard.config.tier.upload_bytes_per_sec / shard.shards.len().max(1) as u64;
+            if budget > 0 {
+                let allowed = Duration::from_secs_f64(bytes as f64 / budget as f64);
+                if let Some(rest) = allowed.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
+            }
             tier.uploading.set(false);
             shard
                 .tier
