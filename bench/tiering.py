@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Measurements for bench/tiering.sh, one subcommand each, each printing one JSON line:
 
-- `produce`: creates the topic (not yet tiered: remote.storage.enable=false) and fills it
-  flat out with confluent-kafka, acks=1, 1 KiB values spread over the partitions.
+- `produce`: creates the topic (not yet tiered: remote.storage.enable=false, unless
+  --tiered) and fills it flat out with confluent-kafka, acks=1, 1 KiB values spread over the
+  partitions.
 - `enable-tiering`: IncrementalAlterConfigs remote.storage.enable=true and
   local.retention.bytes=1, so the broker finds every sealed segment waiting at once and the
   upload figure is the uploader's own pace, not the producer's.
@@ -10,14 +11,19 @@
   directories until every sealed segment is remote and gone from the local disk. Upload
   throughput is the uploaded bytes over the span from the first upload's start (its log
   time less its elapsed_ms) to the last upload's log time. Writes the `.log` sizes to
-  --sizes-file for `copy-ref`.
+  --sizes-file for the reference.
 - `consume`: reads the whole topic from offset 0 (assign, OFFSET_BEGINNING) and times it,
   also up to the end of the remote part of each partition.
-- `copy-ref`: the reference in the same run against the same S3 server: files of the sizes
-  the broker uploaded, put with boto3 (one PUT up to the broker's multipart threshold,
-  multipart in parts of the broker's part size, two in flight, above it) by as many threads
-  as the broker has uploads in flight; read back whole (GET), and read back in the broker's cold-read
-  shape (1 MiB range GETs, one object after another per thread).
+- `ref-up`, `ref-down`: the reference in the same run against the same S3 server: files of
+  the sizes the broker uploaded, put with boto3 (one PUT up to the broker's multipart
+  threshold, multipart in parts of the broker's part size, two in flight, above it) by as
+  many threads as the broker has uploads in flight; read back whole (GET), and read back in
+  the broker's cold-read shape (1 MiB range GETs, one object after another per thread).
+  Taken right after the broker's upload and right after its cold read respectively, so that
+  each ratio compares figures measured next to each other on a shared machine.
+- `report`: the markdown tables from the collected JSON lines, medians over repeats.
+- `create-bucket`, `drop-bucket`: a bucket per round, dropped after it (moto keeps objects in
+  its memory or in temporary files).
 """
 
 import argparse
@@ -53,8 +59,10 @@ def cmd_produce(args):
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
-    topic = NewTopic(args.topic, args.partitions, 1, config={
-        "remote.storage.enable": "false", "segment.bytes": str(args.segment_bytes)})
+    config = {"remote.storage.enable": "false", "segment.bytes": str(args.segment_bytes)}
+    if args.tiered:
+        config.update({"remote.storage.enable": "true", "local.retention.bytes": "1"})
+    topic = NewTopic(args.topic, args.partitions, 1, config=config)
     admin.create_topics([topic])[args.topic].result(timeout=30)
     producer = Producer({
         "bootstrap.servers": args.bootstrap,
@@ -145,6 +153,9 @@ def cmd_await_uploads(args):
         # Done: each partition keeps only its active segment, and the remote log ends where
         # that segment begins.
         if all(len(local[p]) == 1 and remote_end[p] == local[p][0] for p in local):
+            if not segments:
+                sys.exit("await-uploads: no partition has a sealed segment; produce more than"
+                         " partitions x segment.bytes")
             break
         if time.time() > deadline:
             sys.exit(f"await-uploads: timed out; remote end offsets {remote_end}, local segments {local}")
@@ -155,6 +166,12 @@ def cmd_await_uploads(args):
     total_bytes = sum(s["bytes"] for s in segments)
     elapsed_ms = sum(s["elapsed_ms"] for s in segments)
     Path(args.sizes_file).write_text(json.dumps([s["bytes"] for s in segments]))
+    # Idle time of an upload slot: from one upload's end to the start of the partition's next.
+    gaps_ms = []
+    for partition in range(args.partitions):
+        mine = sorted((s for s in segments if s["partition"] == partition), key=lambda s: s["at"])
+        gaps_ms += [round(1000 * (b["at"] - b["elapsed_ms"] / 1000 - a["at"])) for a, b in zip(mine, mine[1:])]
+    gaps_ms.sort()
     record = {
         "segments": len(segments),
         "bytes": total_bytes,
@@ -164,6 +181,8 @@ def cmd_await_uploads(args):
         "per_upload_mb_per_s": mb_per_s(total_bytes, elapsed_ms / 1000),
         "upload_ms_p50": sorted(s["elapsed_ms"] for s in segments)[len(segments) // 2],
         "upload_ms_max": max(s["elapsed_ms"] for s in segments),
+        "uploads_in_flight_avg": round(elapsed_ms / 1000 / (last_end - first_start), 2),
+        "next_upload_gap_ms_p50": gaps_ms[len(gaps_ms) // 2] if gaps_ms else None,
         "remote_end_offsets": remote_end,
         "local_gone_s": round(local_gone_at - first_start, 2),
     }
@@ -201,7 +220,8 @@ def cmd_consume(args):
     while count < expected:
         if time.perf_counter() > deadline:
             sys.exit(f"consume: timed out after {count} of {expected} messages; next offsets {next_offset}")
-        for message in consumer.consume(num_messages=10000, timeout=1.0):
+        # Never more than is left: consume() waits out its timeout for a short batch.
+        for message in consumer.consume(num_messages=min(10000, expected - count), timeout=1.0):
             if message.error() is not None:
                 sys.exit(f"consume: {message.error()}")
             partition, offset = message.partition(), message.offset()
@@ -231,7 +251,7 @@ def cmd_consume(args):
     emit(record)
 
 
-# ---- copy-ref ---------------------------------------------------------------------------------
+# ---- reference: a plain copy with boto3 --------------------------------------------------------
 
 def cmd_create_bucket(args):
     s3_client(args.endpoint, 1).create_bucket(Bucket=args.bucket)
@@ -263,25 +283,24 @@ def run_threads(threads, keys, work):
     return time.perf_counter() - started
 
 
-def cmd_copy_ref(args):
+def ref_objects(args):
+    """(key, scratch file, size) of the reference objects: one per segment the broker uploaded."""
     sizes = json.loads(Path(args.sizes_file).read_text())
-    client = s3_client(args.endpoint, args.threads)
+    return [(f"ref/{index:05d}.log", Path(args.scratch) / f"{index:05d}.log", size)
+            for index, size in enumerate(sizes)]
+
+
+def cmd_ref_up(args):
+    objects = ref_objects(args)
+    client = s3_client(args.endpoint, args.threads * args.parts_in_flight)
     client.create_bucket(Bucket=args.bucket)
-    scratch = Path(args.scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
+    Path(args.scratch).mkdir(parents=True, exist_ok=True)
     block = os.urandom(MIB)
-    files = []
-    for index, size in enumerate(sizes):
-        path = scratch / f"{index:05d}.log"
+    for _, path, size in objects:
         with open(path, "wb") as out:
-            left = size
-            while left:
-                out.write(block[:min(left, MIB)])
-                left -= min(left, MIB)
-        files.append((f"ref/{index:05d}.log", path, size))
-    by_key = {key: (path, size) for key, path, size in files}
-    keys = [key for key, _, _ in files]
-    total = sum(sizes)
+            for start in range(0, size, MIB):
+                out.write(block[:min(MIB, size - start)])
+    by_key = {key: (path, size) for key, path, size in objects}
 
     def put(key):
         path, size = by_key[key]
@@ -310,6 +329,18 @@ def cmd_copy_ref(args):
         client.complete_multipart_upload(Bucket=args.bucket, Key=key, UploadId=upload_id,
                                          MultipartUpload={"Parts": parts})
 
+    total = sum(size for _, _, size in objects)
+    put_s = run_threads(args.threads, list(by_key), put)
+    for _, path, _ in objects:
+        path.unlink()
+    emit({"objects": len(objects), "bytes": total, "threads": args.threads,
+          "put_s": round(put_s, 2), "put_mb_per_s": mb_per_s(total, put_s)})
+
+
+def cmd_ref_down(args):
+    objects = ref_objects(args)
+    client = s3_client(args.endpoint, args.threads)
+    sizes = {key: size for key, _, size in objects}
     received = [0]
     lock = threading.Lock()
 
@@ -319,28 +350,101 @@ def cmd_copy_ref(args):
             received[0] += size
 
     def get_ranges(key):
-        _, size = by_key[key]
         got = 0
-        for start in range(0, size, args.range_bytes):
-            end = min(start + args.range_bytes, size) - 1
+        for start in range(0, sizes[key], args.range_bytes):
+            end = min(start + args.range_bytes, sizes[key]) - 1
             got += len(client.get_object(Bucket=args.bucket, Key=key,
                                          Range=f"bytes={start}-{end}")["Body"].read())
         with lock:
             received[0] += got
 
-    put_s = run_threads(args.threads, keys, put)
-    get_s = run_threads(args.threads, keys, get)
+    total = sum(sizes.values())
+    get_s = run_threads(args.threads, list(sizes), get)
     whole_received, received[0] = received[0], 0
-    range_s = run_threads(args.threads, keys, get_ranges)
+    range_s = run_threads(args.threads, list(sizes), get_ranges)
     if whole_received != total or received[0] != total:
-        sys.exit(f"copy-ref: read back {whole_received} and {received[0]} bytes of {total}")
-    for key, path, _ in files:
-        client.delete_object(Bucket=args.bucket, Key=key)
-        path.unlink()
-    emit({"objects": len(files), "bytes": total, "threads": args.threads,
-          "put_s": round(put_s, 2), "put_mb_per_s": mb_per_s(total, put_s),
+        sys.exit(f"ref-down: read back {whole_received} and {received[0]} bytes of {total}")
+    emit({"objects": len(objects), "bytes": total, "threads": args.threads,
           "get_s": round(get_s, 2), "get_mb_per_s": mb_per_s(total, get_s),
           "range_get_s": round(range_s, 2), "range_get_mb_per_s": mb_per_s(total, range_s)})
+
+
+def cmd_drop_bucket(args):
+    """Deletes the bucket and its objects: moto holds them in its memory or temporary files."""
+    client = s3_client(args.endpoint, 1)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=args.bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=args.bucket, Delete={"Objects": keys})
+    client.delete_bucket(Bucket=args.bucket)
+
+
+# ---- report -----------------------------------------------------------------------------------
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def cmd_report(args):
+    """The markdown tables of RESULTS-tiering.md from the JSON lines tiering.sh collected:
+    per segment size, the median over repeats of each figure, and of each ratio (each
+    repeat's broker figure over the reference taken next to it), with the ratios' range."""
+    rows = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    runs = {}
+    for row in rows:
+        runs.setdefault(row["segment_mib"], {}).setdefault(row["repeat"], {})[row["phase"]] = row["result"]
+
+    def fmt(value, digits=1):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    def ratio_cell(pairs):
+        ratios = [a / b for a, b in pairs if a and b]
+        if not ratios:
+            return "-"
+        cell = f"**{100 * median(ratios):.0f}%**"
+        if len(ratios) > 1:
+            cell += f" ({100 * min(ratios):.0f}–{100 * max(ratios):.0f}%)"
+        return cell
+
+    upload = ["| segment.bytes | segments | MB | broker MB/s | per upload MB/s | upload ms p50 / max"
+              " | uploads in flight avg / gap ms p50 | plain PUT MB/s | broker / plain |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    read = ["| segment.bytes | messages read | broker remote MB/s | whole topic MB/s (values)"
+            " | again, cache warm: remote MB/s | plain GET MB/s | broker / GET"
+            " | plain 1 MiB range GETs MB/s | broker / range GETs |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for mib in sorted(runs):
+        reps = list(runs[mib].values())
+
+        def med(phase, key):
+            return median([r[phase].get(key) for r in reps if phase in r])
+
+        def pairs(phase_a, key_a, phase_b, key_b):
+            return [(r[phase_a].get(key_a), r[phase_b].get(key_b)) for r in reps
+                    if phase_a in r and phase_b in r]
+
+        read_counts = sorted({f"{r['cold']['messages']} / {r['cold']['expected']}" for r in reps if "cold" in r})
+        upload.append(
+            f"| {mib} MiB | {fmt(med('upload', 'segments'), 0)} | {fmt(med('upload', 'bytes') / 1e6, 0)}"
+            f" | {fmt(med('upload', 'mb_per_s'))} | {fmt(med('upload', 'per_upload_mb_per_s'))}"
+            f" | {fmt(med('upload', 'upload_ms_p50'), 0)} / {fmt(med('upload', 'upload_ms_max'), 0)}"
+            f" | {fmt(med('upload', 'uploads_in_flight_avg'), 2)} of {fmt(med('ref_up', 'threads'), 0)}"
+            f" / {fmt(med('upload', 'next_upload_gap_ms_p50'), 0)}"
+            f" | {fmt(med('ref_up', 'put_mb_per_s'))}"
+            f" | {ratio_cell(pairs('upload', 'mb_per_s', 'ref_up', 'put_mb_per_s'))} |")
+        read.append(
+            f"| {mib} MiB | {', '.join(read_counts)} | {fmt(med('cold', 'remote_log_mb_per_s'))}"
+            f" | {fmt(med('cold', 'mb_per_s'))} | {fmt(med('warm', 'remote_log_mb_per_s'))}"
+            f" | {fmt(med('ref_down', 'get_mb_per_s'))}"
+            f" | {ratio_cell(pairs('cold', 'remote_log_mb_per_s', 'ref_down', 'get_mb_per_s'))}"
+            f" | {fmt(med('ref_down', 'range_get_mb_per_s'))}"
+            f" | {ratio_cell(pairs('cold', 'remote_log_mb_per_s', 'ref_down', 'range_get_mb_per_s'))} |")
+    print("\n".join(["## Upload", "", args.upload_intro, "", *upload, "",
+                     "## Cold read", "", args.read_intro, "", *read]))
 
 
 def main():
@@ -354,6 +458,8 @@ def main():
     produce.add_argument("--segment-bytes", type=int, required=True)
     produce.add_argument("--total-bytes", type=int, required=True)
     produce.add_argument("--message-bytes", type=int, default=1024)
+    produce.add_argument("--tiered", action="store_true",
+                         help="tiered from the start: segments go up while the producer runs")
     produce.set_defaults(run=cmd_produce)
 
     enable = commands.add_parser("enable-tiering")
@@ -386,17 +492,29 @@ def main():
     create_bucket.add_argument("--bucket", required=True)
     create_bucket.set_defaults(run=cmd_create_bucket)
 
-    copy_ref = commands.add_parser("copy-ref")
-    copy_ref.add_argument("--endpoint", required=True)
-    copy_ref.add_argument("--bucket", required=True)
-    copy_ref.add_argument("--sizes-file", required=True)
-    copy_ref.add_argument("--scratch", required=True)
-    copy_ref.add_argument("--threads", type=int, required=True)
-    copy_ref.add_argument("--multipart-threshold", type=int, default=8 * MIB)
-    copy_ref.add_argument("--part-bytes", type=int, default=8 * MIB)
-    copy_ref.add_argument("--parts-in-flight", type=int, default=2)
-    copy_ref.add_argument("--range-bytes", type=int, default=MIB)
-    copy_ref.set_defaults(run=cmd_copy_ref)
+    for name, run in (("ref-up", cmd_ref_up), ("ref-down", cmd_ref_down)):
+        ref = commands.add_parser(name)
+        ref.add_argument("--endpoint", required=True)
+        ref.add_argument("--bucket", required=True)
+        ref.add_argument("--sizes-file", required=True)
+        ref.add_argument("--scratch", required=True)
+        ref.add_argument("--threads", type=int, required=True)
+        ref.add_argument("--multipart-threshold", type=int, default=8 * MIB)
+        ref.add_argument("--part-bytes", type=int, default=8 * MIB)
+        ref.add_argument("--parts-in-flight", type=int, default=2)
+        ref.add_argument("--range-bytes", type=int, default=MIB)
+        ref.set_defaults(run=run)
+
+    drop_bucket = commands.add_parser("drop-bucket")
+    drop_bucket.add_argument("--endpoint", required=True)
+    drop_bucket.add_argument("--bucket", required=True)
+    drop_bucket.set_defaults(run=cmd_drop_bucket)
+
+    report = commands.add_parser("report")
+    report.add_argument("--results", required=True, help="JSON lines: segment_mib, repeat, phase, result")
+    report.add_argument("--upload-intro", default="")
+    report.add_argument("--read-intro", default="")
+    report.set_defaults(run=cmd_report)
 
     args = parser.parse_args()
     args.run(args)

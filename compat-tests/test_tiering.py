@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicCollection, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from conftest import BASE_TS, BIN, Broker, wait_until
 from s3server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, TcpProxy, moto_s3  # noqa: F401 (fixture)
@@ -231,7 +231,9 @@ def consume(broker, topic, partition, count, start=OFFSET_BEGINNING, timeout=120
                 f"consumed {len(records)} of {count} records of {topic}-{partition} in {timeout}s; "
                 f"last offset {records[-1][0] if records else None}\nbroker log:\n{broker.log()}")
             for message in consumer.consume(500, 0.5):
-                assert message.error() is None, f"{message.error()} after {len(records)} records"
+                assert message.error() is None, (
+                    f"{message.error()} after {len(records)} records, the last at offset "
+                    f"{records[-1][0] if records else None}")
                 records.append((message.offset(), message.key(), message.value(), message.timestamp()[1]))
     finally:
         consumer.close()
@@ -464,6 +466,8 @@ def test_crash_between_upload_and_manifest_update_leaves_no_hole(tmp_path, moto_
             sent.add(message.value())
         wait_until_tiered(store, broker, topic_name, 1)
         low, high = watermarks(broker, topic_name)
+        print(f"sent {len(sent)}, acknowledged {len(acked)} ({len(after)} after the restart), "
+              f"high watermark {high}")
         assert low == 0 and list_offset(broker, topic_name, 0, EARLIEST) == 0
         records = consume(broker, topic_name, 0, high)
         assert [o for o, *_ in records] == list(range(high))
@@ -516,13 +520,21 @@ def test_remote_retention_deletes_expired_segments(broker_factory, moto_s3, topi
     assert earliest >= old["segments"][-1]["last_offset"] + 1
     assert list_offset(broker, topic_name, 0, EARLIEST_LOCAL) >= earliest
 
-    # A consumer from the beginning starts at the new earliest offset.
+    # A consumer from the beginning starts at the new earliest offset. Retention goes up first,
+    # so that nothing more expires while it reads (the new data would, RETENTION_MS later).
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    resource = ConfigResource("topic", topic_name, incremental_configs=[
+        ConfigEntry("retention.ms", str(24 * 3600 * 1000), incremental_operation=AlterConfigOpType.SET)])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
     second = acked_records(produce(broker, topic_name, workload(rng, 20_000, len(first), timestamps=False),
                                    **PRODUCER))
     earliest = list_offset(broker, topic_name, 0, EARLIEST)
     assert 0 < earliest <= second[0][0]
     kept = [r for r in first + second if r[0] >= earliest]
-    assert consume(broker, topic_name, 0, len(kept)) == kept
+    got = consume(broker, topic_name, 0, len(kept))
+    assert got[0][0] == earliest
+    assert got == kept
 
 
 @pytest.mark.timeout(600)

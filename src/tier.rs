@@ -91,6 +91,9 @@ pub struct ShardTier {
     reader: Option<Arc<RemoteReader>>,
     partitions: RefCell<HashMap<(Uuid, i32), Rc<PartitionTier>>>,
     uploads_in_flight: Cell<usize>,
+    /// Woken when an upload finishes, so the next one starts at once instead of at the next
+    /// tick (an idle slot costs upload throughput).
+    pub upload_finished: tokio::sync::Notify,
 }
 
 impl ShardTier {
@@ -113,6 +116,7 @@ impl ShardTier {
             reader,
             partitions: RefCell::new(HashMap::new()),
             uploads_in_flight: Cell::new(0),
+            upload_finished: tokio::sync::Notify::new(),
         }
     }
 
@@ -292,6 +296,7 @@ pub async fn tick(shard: &Rc<Shard>) {
                 .tier
                 .uploads_in_flight
                 .set(shard.tier.uploads_in_flight.get().saturating_sub(1));
+            shard.tier.upload_finished.notify_one();
         });
     }
 }
@@ -476,9 +481,36 @@ pub async fn read(
         return RemoteRead::NotRemote;
     };
     match reader.read(&tier.path, &segment, offset, max_bytes).await {
-        Ok(records) => RemoteRead::Records(records),
+        Ok(records) => {
+            read_ahead(reader, &tier, &segment, &records, max_bytes);
+            RemoteRead::Records(records)
+        }
         Err(error) => RemoteRead::Failed(error.to_string()),
     }
+}
+
+/// A consumer reading a cold range will want what follows: fetch it into the cache in the
+/// background, so the next fetch finds it (single-flight: a fetch arriving meanwhile joins
+/// the same GET).
+fn read_ahead(
+    reader: Arc<RemoteReader>,
+    tier: &PartitionTier,
+    segment: &RemoteSegment,
+    records: &Bytes,
+    max_bytes: usize,
+) {
+    let Some(last) = BatchIter::new(records).last().map(|(h, _)| h.last_offset()) else {
+        return;
+    };
+    let next = last + 1;
+    if next > segment.last_offset {
+        return;
+    }
+    let path = tier.path.clone();
+    let segment = segment.clone();
+    tokio::task::spawn_local(async move {
+        let _ = reader.read(&path, &segment, next, max_bytes).await;
+    });
 }
 
 /// ListOffsets by time for a tiered partition: the remote segments are searched first when

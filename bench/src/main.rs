@@ -1,5 +1,15 @@
-//! `tidelog-bench`: end-to-end produce/fetch throughput against a running broker, and
-//! `disk-ref`, the reference it is compared with (sequential appends with fdatasync after each).
+//! `tidelog-bench`: the load generator and the machine references that `bench/run` compares the
+//! broker with.
+//!
+//! - `load`: N producer and M consumer connections over K partitions of one topic, paced on a
+//!   fixed schedule or flat out, with per-message send→ack and send→consume latency in HDR
+//!   histograms measured from the intended send time (coordinated omission corrected), and the
+//!   broker's CPU seconds per GB from /proc. `load --catch-up` reads a topic from offset 0.
+//! - `disk-ref` (fdatasync after each write, or `--no-sync`), `tcp-ref` (loopback socket copy and
+//!   ping-pong), `mem-ref` (memcpy): the machine's own limits.
+//! - `populate`, `wait-ready`, `idle-conns`: the scale workloads (many partitions, start-up time,
+//!   many idle connections).
+//! - no subcommand: the original produce-then-fetch throughput run.
 //!
 //! The benchmark starts nothing itself. The produce phase writes fixed-size messages in
 //! uncompressed batches for `--duration-s`, each connection keeping up to `--in-flight` requests
@@ -37,6 +47,19 @@ enum Command {
     /// Measures sequential appends with fdatasync after each block: the disk's own ceiling for
     /// an acks=all broker that syncs every batch.
     DiskRef(DiskRefArgs),
+    /// Producers and consumers against one topic, with HDR latency histograms (see `load::`).
+    Load(load::LoadArgs),
+    /// Loopback TCP: bulk copy over one socket pair (MB/s) and 1-byte ping-pong latency.
+    TcpRef(refs::TcpRefArgs),
+    /// memcpy bandwidth between two buffers larger than the caches.
+    MemRef(refs::MemRefArgs),
+    /// Creates many topics with CreateTopics in chunks and produces one small batch to every
+    /// partition.
+    Populate(scale::PopulateArgs),
+    /// Polls until the broker answers Metadata with at least N partitions; prints the wait.
+    WaitReady(scale::WaitReadyArgs),
+    /// Opens N connections (one ApiVersions each), holds them, and reports the broker's RSS.
+    IdleConns(scale::IdleConnsArgs),
 }
 
 #[derive(Args, Clone)]
@@ -89,12 +112,21 @@ struct DiskRefArgs {
     /// Threads sharing the files (one per shard), each syncing its own files in turn.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Buffered writes only, no fdatasync (the page-cache reference).
+    #[arg(long)]
+    no_sync: bool,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::DiskRef(args)) => disk_ref(&args),
+        Some(Command::TcpRef(args)) => refs::tcp_ref(&args),
+        Some(Command::MemRef(args)) => refs::mem_ref(&args),
+        Some(Command::Load(args)) => runtime()?.block_on(load::load(args)),
+        Some(Command::Populate(args)) => runtime()?.block_on(scale::populate(args)),
+        Some(Command::WaitReady(args)) => runtime()?.block_on(scale::wait_ready(args)),
+        Some(Command::IdleConns(args)) => runtime()?.block_on(scale::idle_conns(args)),
         None => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -102,6 +134,12 @@ fn main() -> Result<()> {
             runtime.block_on(run(cli.run))
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn disk_ref(args: &DiskRefArgs) -> Result<()> {
@@ -123,12 +161,13 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
     let block_count = (args.total_bytes / args.block_bytes as u64).max(1);
     let per_thread = block_count.div_ceil(threads as u64);
     let started = Instant::now();
+    let mut sync_us: Vec<u32> = Vec::new();
     std::thread::scope(|scope| -> Result<()> {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let mine: Vec<&PathBuf> = paths.iter().skip(t).step_by(threads).collect();
                 let block = &block;
-                scope.spawn(move || -> Result<()> {
+                scope.spawn(move || -> Result<Vec<u32>> {
                     let mut files = mine
                         .iter()
                         .map(|path| {
@@ -137,19 +176,26 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
                         })
                         .collect::<Result<Vec<_>>>()?;
                     let count = files.len();
+                    let mut sync_us = Vec::with_capacity(per_thread as usize);
                     for i in 0..per_thread as usize {
                         let file = &mut files[i % count];
                         file.write_all(block)?;
-                        file.sync_data()?;
+                        if !args.no_sync {
+                            let sync_started = Instant::now();
+                            file.sync_data()?;
+                            sync_us.push(sync_started.elapsed().as_micros() as u32);
+                        }
                     }
-                    Ok(())
+                    Ok(sync_us)
                 })
             })
             .collect();
         for worker in workers {
-            worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("a disk-ref thread panicked"))??;
+            sync_us.extend(
+                worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a disk-ref thread panicked"))??,
+            );
         }
         Ok(())
     })?;
@@ -160,10 +206,25 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
     }
     let bytes = block_count * args.block_bytes as u64;
     let mb_per_s = bytes as f64 / 1e6 / elapsed_s;
-    let syncs_per_s = block_count as f64 / elapsed_s;
+    let syncs_per_s = if args.no_sync {
+        0.0
+    } else {
+        block_count as f64 / elapsed_s
+    };
+    sync_us.sort_unstable();
+    let sync_percentile_us = |p: f64| -> u32 {
+        if sync_us.is_empty() {
+            return 0;
+        }
+        sync_us[((sync_us.len() - 1) as f64 * p).round() as usize]
+    };
     println!(
-        "disk-ref: {block_count} x {} B appends with fdatasync over {} file(s), {threads} thread(s): {mb_per_s:.1} MB/s, {syncs_per_s:.0} syncs/s",
-        args.block_bytes, args.files
+        "disk-ref: {block_count} x {} B appends {} over {} file(s), {threads} thread(s): {mb_per_s:.1} MB/s, {syncs_per_s:.0} syncs/s, sync p50 {} us p99 {} us",
+        args.block_bytes,
+        if args.no_sync { "buffered (no sync)" } else { "with fdatasync" },
+        args.files,
+        sync_percentile_us(0.5),
+        sync_percentile_us(0.99),
     );
     println!(
         "{}",
@@ -176,6 +237,9 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
             "elapsed_s": elapsed_s,
             "mb_per_s": mb_per_s,
             "syncs_per_s": syncs_per_s,
+            "no_sync": args.no_sync,
+            "sync_p50_us": sync_percentile_us(0.5),
+            "sync_p99_us": sync_percentile_us(0.99),
         })
     );
     Ok(())
@@ -312,28 +376,33 @@ async fn run(args: RunArgs) -> Result<()> {
 
 /// Creates the topic unless it exists with enough partitions.
 async fn ensure_topic(admin: &mut KafkaClient, args: &RunArgs) -> Result<()> {
-    let result = admin
-        .create_topic(&args.topic, args.partitions, &[])
-        .await?;
+    ensure_topic_named(admin, &args.topic, args.partitions).await
+}
+
+/// Creates `topic` with `partitions` unless it exists with at least that many.
+async fn ensure_topic_named(
+    admin: &mut KafkaClient,
+    topic_name: &str,
+    partitions: i32,
+) -> Result<()> {
+    let result = admin.create_topic(topic_name, partitions, &[]).await?;
     if result.error_code != error_code::NONE
         && result.error_code != error_code::TOPIC_ALREADY_EXISTS
     {
         bail!(
-            "creating {}: error {} {:?}",
-            args.topic,
+            "creating {topic_name}: error {} {:?}",
             result.error_code,
             result.error_message
         );
     }
-    let metadata = admin.metadata(Some(&[args.topic.as_str()])).await?;
+    let metadata = admin.metadata(Some(&[topic_name])).await?;
     let topic = metadata
         .topics
         .first()
         .context("Metadata lacks the topic")?;
     ensure!(
-        topic.error_code == error_code::NONE && topic.partitions.len() >= args.partitions as usize,
-        "topic {} has error {} and {} partitions",
-        args.topic,
+        topic.error_code == error_code::NONE && topic.partitions.len() >= partitions as usize,
+        "topic {topic_name} has error {} and {} partitions",
         topic.error_code,
         topic.partitions.len()
     );
@@ -475,5 +544,1400 @@ async fn fetch_connection(
                 position.1 = batch.next_offset;
             }
         }
+    }
+}
+
+/// Helpers shared by the subcommands below: broker /proc samples, HDR percentiles, fast record
+/// batch encoding and record walking.
+mod common {
+    use anyhow::{ensure, Context, Result};
+    use bytes::{BufMut, BytesMut};
+    use hdrhistogram::Histogram;
+    use serde_json::{json, Value};
+    use tidelog_bench::batch_layout;
+
+    /// utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat).
+    pub fn cpu_seconds(pid: u32) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("reading /proc/{pid}/stat"))?;
+        // The command name (field 2) may hold spaces; fields after it follow the last ')'.
+        let after = &stat[stat.rfind(')').context("malformed stat")? + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let utime: f64 = fields[11].parse()?;
+        let stime: f64 = fields[12].parse()?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Ok((utime + stime) / ticks_per_s)
+    }
+
+    /// Resident memory of a process in bytes (VmRSS).
+    pub fn rss_bytes(pid: u32) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .context("no VmRSS")?;
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("malformed VmRSS")?
+            .parse()?;
+        Ok(kib * 1024)
+    }
+
+    pub fn new_histogram() -> Histogram<u64> {
+        Histogram::new(3).expect("3 significant digits is valid")
+    }
+
+    /// p50/p99/p999/max in milliseconds, and the count.
+    pub fn histogram_json(histogram: &Histogram<u64>) -> Value {
+        let ms = |us: u64| us as f64 / 1000.0;
+        json!({
+            "count": histogram.len(),
+            "p50_ms": ms(histogram.value_at_quantile(0.50)),
+            "p99_ms": ms(histogram.value_at_quantile(0.99)),
+            "p999_ms": ms(histogram.value_at_quantile(0.999)),
+            "max_ms": ms(histogram.max()),
+            "mean_ms": histogram.mean() / 1000.0,
+        })
+    }
+
+    pub fn histogram_line(histogram: &Histogram<u64>) -> String {
+        if histogram.is_empty() {
+            return "no samples".to_string();
+        }
+        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "p50 {:8.3}  p99 {:8.3}  p999 {:8.3}  max {:8.3} ms  ({} messages)",
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            histogram.max() as f64 / 1000.0,
+            histogram.len()
+        )
+    }
+
+    fn zigzag(value: i64) -> u64 {
+        ((value << 1) ^ (value >> 63)) as u64
+    }
+
+    pub fn varint_len(value: i64) -> usize {
+        let mut v = zigzag(value);
+        let mut len = 1;
+        while v >= 0x80 {
+            v >>= 7;
+            len += 1;
+        }
+        len
+    }
+
+    pub fn put_varint(buf: &mut BytesMut, value: i64) {
+        let mut v = zigzag(value);
+        while v >= 0x80 {
+            buf.put_u8((v as u8) | 0x80);
+            v >>= 7;
+        }
+        buf.put_u8(v as u8);
+    }
+
+    /// Reads a zigzag varint at `*pos`, advancing it.
+    pub fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<i64> {
+        let mut value = 0u64;
+        let mut shift = 0;
+        loop {
+            ensure!(*pos < bytes.len() && shift < 64, "truncated varint");
+            let byte = bytes[*pos];
+            *pos += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
+    }
+
+    /// Encodes an uncompressed record batch v2 (no producer id, CreateTime) straight into `buf`:
+    /// `count` records whose value is an 8-byte little-endian stamp (`stamp(i)`) followed by
+    /// payload bytes, with an optional key per record. No allocation per record.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_batch(
+        buf: &mut BytesMut,
+        count: usize,
+        message_bytes: usize,
+        payload: &[u8],
+        payload_offset: usize,
+        mut key: impl FnMut(usize, &mut Vec<u8>) -> bool,
+        mut stamp: impl FnMut(usize) -> u64,
+        timestamp_ms: i64,
+    ) {
+        assert!(count > 0 && message_bytes >= 8);
+        buf.clear();
+        let start = buf.len();
+        buf.put_i64(0); // base offset
+        buf.put_i32(0); // batch length, below
+        buf.put_i32(-1); // partition leader epoch
+        buf.put_i8(2); // magic
+        buf.put_u32(0); // crc, below
+        buf.put_i16(0); // attributes
+        buf.put_i32(count as i32 - 1);
+        buf.put_i64(timestamp_ms);
+        buf.put_i64(timestamp_ms);
+        buf.put_i64(-1);
+        buf.put_i16(-1);
+        buf.put_i32(-1);
+        buf.put_i32(count as i32);
+        let mut key_bytes = Vec::with_capacity(32);
+        let tail = payload.len() - message_bytes;
+        for i in 0..count {
+            key_bytes.clear();
+            let has_key = key(i, &mut key_bytes);
+            let key_len: i64 = if has_key { key_bytes.len() as i64 } else { -1 };
+            let key_field = varint_len(key_len) + key_bytes.len();
+            let record_len = 1
+                + 1 // timestamp delta 0
+                + varint_len(i as i64)
+                + key_field
+                + varint_len(message_bytes as i64)
+                + message_bytes
+                + 1; // header count 0
+            put_varint(buf, record_len as i64);
+            buf.put_i8(0);
+            put_varint(buf, 0);
+            put_varint(buf, i as i64);
+            put_varint(buf, key_len);
+            buf.put_slice(&key_bytes);
+            put_varint(buf, message_bytes as i64);
+            buf.put_u64_le(stamp(i));
+            let from = (payload_offset + i * 61) % tail.max(1);
+            buf.put_slice(&payload[from..from + message_bytes - 8]);
+            put_varint(buf, 0);
+        }
+        let total = buf.len() - start;
+        let batch_length = (total - batch_layout::LOG_OVERHEAD) as i32;
+        buf[start + 8..start + 12].copy_from_slice(&batch_length.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[start + batch_layout::ATTRIBUTES..]);
+        buf[start + batch_layout::CRC..start + batch_layout::CRC + 4]
+            .copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// Calls `visit(offset, value)` for each record of the complete uncompressed batches in
+    /// `bytes` whose offset is at least `from_offset`.
+    pub fn for_each_value(
+        bytes: &[u8],
+        from_offset: i64,
+        mut visit: impl FnMut(i64, &[u8]),
+    ) -> Result<()> {
+        let mut position = 0;
+        for summary in tidelog_bench::summarize_batches(bytes)? {
+            let batch = &bytes[position..position + summary.total_bytes];
+            position += summary.total_bytes;
+            if summary.next_offset <= from_offset {
+                continue;
+            }
+            let attributes = u16::from_be_bytes([
+                batch[batch_layout::ATTRIBUTES],
+                batch[batch_layout::ATTRIBUTES + 1],
+            ]);
+            ensure!(attributes & 0x7 == 0, "compressed batches are not decoded");
+            let mut pos = batch_layout::HEADER_BYTES;
+            for _ in 0..summary.record_count {
+                let record_len = get_varint(batch, &mut pos)? as usize;
+                let record_end = pos + record_len;
+                ensure!(record_end <= batch.len(), "record overruns its batch");
+                pos += 1; // attributes
+                get_varint(batch, &mut pos)?; // timestamp delta
+                let offset_delta = get_varint(batch, &mut pos)?;
+                let key_len = get_varint(batch, &mut pos)?;
+                if key_len > 0 {
+                    pos += key_len as usize;
+                }
+                let value_len = get_varint(batch, &mut pos)?;
+                let offset = summary.base_offset + offset_delta;
+                if value_len >= 0 && offset >= from_offset {
+                    let end = (pos + value_len as usize).min(record_end);
+                    visit(offset, &batch[pos..end]);
+                }
+                pos = record_end;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pseudo-random bytes (xorshift), so that nothing along the way can shortcut on zeros.
+    pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+}
+
+/// `tidelog-bench load`: the OpenMessaging-Benchmark-like load generator.
+///
+/// Timing: every task shares one `Instant` origin. With `--rate`, message j of a producer is due
+/// at `t0 + j / (rate / producers)`; a batch leaves when `--batch-bytes` worth of messages are
+/// due or the oldest due one has waited `--linger-ms`, and every latency is measured from the
+/// message's due time, not from when it was actually written (coordinated omission: a stalled
+/// broker delays the schedule, and that delay counts). Open throttle (`--rate 0`) sends full
+/// batches as fast as `--in-flight` allows and measures from the actual send. The due time (in
+/// microseconds since the origin) is the first 8 bytes of every value, so consumers measure
+/// send→consume per message. Only messages due inside the measured window (after `--warmup-s`,
+/// for `--duration-s`) are counted, in throughput and in latency.
+mod load {
+    use std::io::Write as _;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{ensure, Context, Result};
+    use bytes::{Bytes, BytesMut};
+    use clap::{Args, ValueEnum};
+    use hdrhistogram::Histogram;
+    use kafka_protocol::messages::produce_request::ProduceRequest;
+    use kafka_protocol::messages::ApiKey;
+    use kafka_protocol::protocol::StrBytes;
+    use serde_json::json;
+    use tidelog_bench::{
+        decode_response_frame, encode_request_frame, error_code, fetch_partition,
+        list_offsets_timestamp, produce_partition, summarize_batches, KafkaClient,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::{mpsc, Semaphore};
+
+    use crate::common::*;
+
+    #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+    pub enum KeyDistribution {
+        /// No key (null).
+        None,
+        /// Keys 0, 1, 2, … over the key space, in turn.
+        RoundRobin,
+        /// A uniformly random key from the key space.
+        Random,
+    }
+
+    #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+    pub enum Compression {
+        /// Uncompressed batches (the only codec implemented here).
+        None,
+    }
+
+    #[derive(Args, Clone)]
+    pub struct LoadArgs {
+        /// Broker address, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        pub bootstrap: String,
+        #[arg(long, default_value = "tidelog-load")]
+        pub topic: String,
+        /// Partitions of the topic (created if missing).
+        #[arg(long, default_value_t = 16)]
+        pub partitions: i32,
+        /// Producer connections; each owns the partitions p with p % producers == its index.
+        #[arg(long, default_value_t = 4)]
+        pub producers: usize,
+        /// Consumer connections, reading from the log end (or from 0 with --catch-up).
+        #[arg(long, default_value_t = 0)]
+        pub consumers: usize,
+        /// Value bytes per message (at least 8: the first 8 carry the due time).
+        #[arg(long, default_value_t = 1024)]
+        pub message_bytes: usize,
+        /// Largest batch, in value bytes (Kafka's batch.size default is 16384).
+        #[arg(long, default_value_t = 16384)]
+        pub batch_bytes: usize,
+        /// With --rate: longest a due message waits for its batch to fill.
+        #[arg(long, default_value_t = 1)]
+        pub linger_ms: u64,
+        /// Record keys. Keys change the record bytes only: partitions are still assigned per
+        /// batch, round robin over the producer's partitions.
+        #[arg(long, value_enum, default_value_t = KeyDistribution::None)]
+        pub keys: KeyDistribution,
+        #[arg(long, default_value_t = 10_000)]
+        pub key_space: u64,
+        #[arg(long, value_enum, default_value_t = Compression::None)]
+        pub compression: Compression,
+        /// 0, 1 or -1 (all).
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+        pub acks: i16,
+        /// Target messages per second over all producers; 0 for open throttle.
+        #[arg(long, default_value_t = 0.0)]
+        pub rate: f64,
+        /// Measured window.
+        #[arg(long, default_value_t = 10.0)]
+        pub duration_s: f64,
+        /// Load before the measured window, excluded from every figure.
+        #[arg(long, default_value_t = 2.0)]
+        pub warmup_s: f64,
+        /// Pipelined produce requests per producer connection.
+        #[arg(long, default_value_t = 5)]
+        pub in_flight: usize,
+        /// No producers: consumers read the topic from offset 0 to its end as of the start.
+        #[arg(long)]
+        pub catch_up: bool,
+        #[arg(long, default_value_t = 8 * 1024 * 1024)]
+        pub fetch_max_bytes: i32,
+        #[arg(long, default_value_t = 100)]
+        pub fetch_max_wait_ms: i32,
+        /// Broker process to sample CPU time (/proc/PID/stat) over the measured window.
+        #[arg(long)]
+        pub broker_pid: Option<u32>,
+        /// A name carried into the JSON line.
+        #[arg(long, default_value = "")]
+        pub label: String,
+    }
+
+    /// The schedule shared by every task, in microseconds since `origin`.
+    #[derive(Clone, Copy)]
+    struct Clock {
+        origin: Instant,
+        t0_us: u64,
+        window_start_us: u64,
+        window_end_us: u64,
+        /// Due-time spacing of one producer's messages; 0 for open throttle.
+        interval_us: f64,
+    }
+
+    impl Clock {
+        fn now_us(&self) -> u64 {
+            self.origin.elapsed().as_micros() as u64
+        }
+        fn at(&self, us: u64) -> Instant {
+            self.origin + Duration::from_micros(us)
+        }
+        fn due_us(&self, index: u64) -> u64 {
+            self.t0_us + (index as f64 * self.interval_us) as u64
+        }
+        fn in_window(&self, us: u64) -> bool {
+            us >= self.window_start_us && us < self.window_end_us
+        }
+    }
+
+    /// One produce request in flight.
+    struct Sent {
+        correlation_id: i32,
+        partition: i32,
+        first_index: u64,
+        count: u64,
+        sent_us: u64,
+    }
+
+    struct ProduceTally {
+        messages: u64,
+        requests: u64,
+        /// Due inside the window but never sent (the producer fell behind its schedule).
+        unsent_due: u64,
+        ack_latency: Histogram<u64>,
+    }
+
+    struct ConsumeTally {
+        messages: u64,
+        wire_bytes: u64,
+        e2e_latency: Histogram<u64>,
+    }
+
+    pub async fn load(args: LoadArgs) -> Result<()> {
+        ensure!(args.partitions > 0, "--partitions must be positive");
+        ensure!(args.in_flight > 0, "--in-flight must be positive");
+        ensure!(matches!(args.acks, -1..=1), "--acks must be 0, 1 or -1");
+        ensure!(
+            args.message_bytes >= 8,
+            "--message-bytes must be at least 8"
+        );
+        ensure!(args.key_space > 0, "--key-space must be positive");
+        ensure!(
+            args.catch_up || args.producers > 0,
+            "--producers must be positive (or use --catch-up)"
+        );
+        let mut admin = KafkaClient::connect(&args.bootstrap).await?;
+        crate::ensure_topic_named(&mut admin, &args.topic, args.partitions).await?;
+        if args.catch_up {
+            return catch_up(args, admin).await;
+        }
+        let version = admin.version_for(ApiKey::Produce).await?;
+        let records_per_batch = (args.batch_bytes / args.message_bytes).max(1) as u64;
+
+        // Consumers start from the log end as of now.
+        let mut consumer_clients = Vec::new();
+        for consumer in 0..args.consumers {
+            let mut client = KafkaClient::connect(&args.bootstrap).await?;
+            let mut positions = Vec::new();
+            for partition in owned_partitions(args.partitions, args.consumers, consumer, true) {
+                positions.push((
+                    partition,
+                    latest_offset(&mut client, &args.topic, partition).await?,
+                ));
+            }
+            consumer_clients.push((client, positions));
+        }
+        let mut producer_streams = Vec::new();
+        for _ in 0..args.producers {
+            let stream = TcpStream::connect(&args.bootstrap).await?;
+            stream.set_nodelay(true)?;
+            producer_streams.push(stream);
+        }
+
+        let origin = Instant::now();
+        let t0_us = 20_000;
+        let window_start_us = t0_us + (args.warmup_s * 1e6) as u64;
+        let clock = Clock {
+            origin,
+            t0_us,
+            window_start_us,
+            window_end_us: window_start_us + (args.duration_s * 1e6) as u64,
+            interval_us: if args.rate > 0.0 {
+                1e6 * args.producers as f64 / args.rate
+            } else {
+                0.0
+            },
+        };
+        let stop_at: Arc<Mutex<Option<Vec<i64>>>> = Arc::new(Mutex::new(None));
+        let consumer_deadline = clock.at(clock.window_end_us) + Duration::from_secs(15);
+        let consumer_tasks: Vec<_> = consumer_clients
+            .into_iter()
+            .map(|(client, positions)| {
+                let args = args.clone();
+                let stop_at = stop_at.clone();
+                tokio::spawn(async move {
+                    consume(
+                        &args,
+                        client,
+                        positions,
+                        clock,
+                        stop_at,
+                        consumer_deadline,
+                        true,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let producer_tasks: Vec<_> = producer_streams
+            .into_iter()
+            .enumerate()
+            .map(|(producer, stream)| {
+                let args = args.clone();
+                tokio::spawn(async move {
+                    produce(&args, producer, stream, version, records_per_batch, clock).await
+                })
+            })
+            .collect();
+
+        tokio::time::sleep_until(clock.at(clock.window_start_us).into()).await;
+        let cpu_before = args.broker_pid.map(cpu_seconds).transpose()?;
+        tokio::time::sleep_until(clock.at(clock.window_end_us).into()).await;
+        let cpu_after = args.broker_pid.map(cpu_seconds).transpose()?;
+
+        let mut produced = ProduceTally {
+            messages: 0,
+            requests: 0,
+            unsent_due: 0,
+            ack_latency: new_histogram(),
+        };
+        for task in producer_tasks {
+            let tally = task.await??;
+            produced.messages += tally.messages;
+            produced.requests += tally.requests;
+            produced.unsent_due += tally.unsent_due;
+            produced.ack_latency.add(&tally.ack_latency)?;
+        }
+        // Consumers stop once they reach the log end as of the producers' end.
+        let mut ends = Vec::new();
+        for partition in 0..args.partitions {
+            ends.push(latest_offset(&mut admin, &args.topic, partition).await?);
+        }
+        *stop_at.lock().expect("not poisoned") = Some(ends);
+        let mut consumed = ConsumeTally {
+            messages: 0,
+            wire_bytes: 0,
+            e2e_latency: new_histogram(),
+        };
+        for task in consumer_tasks {
+            let tally = task.await??;
+            consumed.messages += tally.messages;
+            consumed.wire_bytes += tally.wire_bytes;
+            consumed.e2e_latency.add(&tally.e2e_latency)?;
+        }
+
+        let window_s = args.duration_s;
+        let produce_bytes = produced.messages * args.message_bytes as u64;
+        let produce_mb_per_s = produce_bytes as f64 / 1e6 / window_s;
+        let produce_msgs_per_s = produced.messages as f64 / window_s;
+        let broker_cpu_s = match (cpu_before, cpu_after) {
+            (Some(before), Some(after)) => Some(after - before),
+            _ => None,
+        };
+        let cpu_s_per_gb = broker_cpu_s.map(|cpu| cpu / (produce_bytes as f64 / 1e9));
+        let behind = args.rate > 0.0 && produce_msgs_per_s < 0.95 * args.rate;
+
+        println!(
+            "load {}: {} producers, {} consumers, {} partitions, {} B messages, ≤ {} per batch, acks={}, {}, {} s measured after {} s warm-up",
+            args.label,
+            args.producers,
+            args.consumers,
+            args.partitions,
+            args.message_bytes,
+            records_per_batch,
+            args.acks,
+            if args.rate > 0.0 { format!("target {:.0} msg/s", args.rate) } else { "open throttle".to_string() },
+            args.duration_s,
+            args.warmup_s
+        );
+        println!("  {:<14} {:>12} {:>10}", "", "msgs/s", "MB/s");
+        println!(
+            "  {:<14} {:>12.0} {:>10.1}{}",
+            "produced",
+            produce_msgs_per_s,
+            produce_mb_per_s,
+            if behind {
+                "   (below the target rate: the schedule was not kept)"
+            } else {
+                ""
+            }
+        );
+        if args.consumers > 0 {
+            println!(
+                "  {:<14} {:>12.0} {:>10.1}",
+                "consumed",
+                consumed.messages as f64 / window_s,
+                (consumed.messages * args.message_bytes as u64) as f64 / 1e6 / window_s
+            );
+        }
+        if args.acks != 0 {
+            println!("  send→ack       {}", histogram_line(&produced.ack_latency));
+        }
+        if args.consumers > 0 {
+            println!("  send→consume   {}", histogram_line(&consumed.e2e_latency));
+        }
+        if let (Some(cpu), Some(per_gb)) = (broker_cpu_s, cpu_s_per_gb) {
+            println!("  broker CPU     {cpu:.2} s in the window, {per_gb:.3} s per GB produced");
+        }
+        if produced.unsent_due > 0 {
+            println!(
+                "  {} messages due in the window were never sent (the producers fell behind)",
+                produced.unsent_due
+            );
+        }
+        println!(
+            "{}",
+            json!({
+                "mode": "load",
+                "label": args.label,
+                "producers": args.producers,
+                "consumers": args.consumers,
+                "partitions": args.partitions,
+                "message_bytes": args.message_bytes,
+                "records_per_batch": records_per_batch,
+                "acks": args.acks,
+                "keys": args.keys.to_possible_value().map(|v| v.get_name().to_string()),
+                "target_rate": args.rate,
+                "duration_s": args.duration_s,
+                "warmup_s": args.warmup_s,
+                "in_flight": args.in_flight,
+                "produce_messages": produced.messages,
+                "produce_requests": produced.requests,
+                "produce_msgs_per_s": produce_msgs_per_s,
+                "produce_mb_per_s": produce_mb_per_s,
+                "unsent_due_messages": produced.unsent_due,
+                "rate_kept": !behind,
+                "ack_latency": histogram_json(&produced.ack_latency),
+                "consume_messages": consumed.messages,
+                "consume_msgs_per_s": consumed.messages as f64 / window_s,
+                "e2e_latency": histogram_json(&consumed.e2e_latency),
+                "broker_cpu_s": broker_cpu_s,
+                "broker_cpu_s_per_gb": cpu_s_per_gb,
+            })
+        );
+        Ok(())
+    }
+
+    /// Partitions a connection owns: p % connections == index; with fewer partitions than
+    /// connections, producers share (index % partitions) and surplus consumers get none.
+    fn owned_partitions(
+        partitions: i32,
+        connections: usize,
+        index: usize,
+        consumer: bool,
+    ) -> Vec<i32> {
+        let owned: Vec<i32> = (0..partitions)
+            .filter(|p| *p as usize % connections == index)
+            .collect();
+        if owned.is_empty() && !consumer {
+            vec![(index % partitions as usize) as i32]
+        } else {
+            owned
+        }
+    }
+
+    async fn latest_offset(client: &mut KafkaClient, topic: &str, partition: i32) -> Result<i64> {
+        let latest = client
+            .list_offsets(topic, partition, list_offsets_timestamp::LATEST)
+            .await?;
+        ensure!(
+            latest.error_code == error_code::NONE,
+            "ListOffsets {topic}-{partition}: error {}",
+            latest.error_code
+        );
+        Ok(latest.offset)
+    }
+
+    async fn produce(
+        args: &LoadArgs,
+        producer: usize,
+        stream: TcpStream,
+        version: i16,
+        records_per_batch: u64,
+        clock: Clock,
+    ) -> Result<ProduceTally> {
+        let (mut reader, mut writer) = stream.into_split();
+        let partitions = owned_partitions(args.partitions, args.producers, producer, false);
+        let permits = Arc::new(Semaphore::new(args.in_flight));
+        let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Sent>();
+
+        // Reader: acknowledgements, in request order.
+        let acks_task = {
+            let permits = permits.clone();
+            let topic = args.topic.clone();
+            tokio::spawn(async move {
+                let mut histogram = new_histogram();
+                let mut messages = 0u64;
+                let mut body = Vec::new();
+                let read_all = async {
+                    while let Some(sent) = sent_rx.recv().await {
+                        let frame_bytes = reader
+                            .read_i32()
+                            .await
+                            .context("reading produce response")?;
+                        ensure!(frame_bytes >= 0, "negative frame length");
+                        body.resize(frame_bytes as usize, 0);
+                        reader.read_exact(&mut body).await?;
+                        let now_us = clock.now_us();
+                        let response = decode_response_frame::<ProduceRequest>(
+                            version,
+                            sent.correlation_id,
+                            Bytes::copy_from_slice(&body),
+                        )?;
+                        let result = produce_partition(&response, &topic, sent.partition)?;
+                        ensure!(
+                            result.error_code == error_code::NONE,
+                            "produce to {topic}-{}: error {}",
+                            sent.partition,
+                            result.error_code
+                        );
+                        permits.add_permits(1);
+                        for index in sent.first_index..sent.first_index + sent.count {
+                            let due_us = if clock.interval_us > 0.0 {
+                                clock.due_us(index)
+                            } else {
+                                sent.sent_us
+                            };
+                            if clock.in_window(due_us) {
+                                messages += 1;
+                                histogram.record(now_us.saturating_sub(due_us).max(1))?;
+                            }
+                        }
+                    }
+                    Ok::<_, anyhow::Error>(())
+                }
+                .await;
+                if let Err(error) = read_all {
+                    // Wakes the writer, which would otherwise wait for a permit forever.
+                    permits.close();
+                    return Err(error);
+                }
+                Ok::<_, anyhow::Error>((messages, histogram))
+            })
+        };
+
+        let client_id = StrBytes::from_static_str("tidelog-bench-load");
+        let payload = random_bytes(64 * 1024 + args.message_bytes, producer as u64);
+        let mut batch = BytesMut::with_capacity(args.batch_bytes + 4096);
+        let mut rng = 0x2545_f491_4f6c_dd1du64 ^ (producer as u64 + 1);
+        let mut key_counter = producer as u64;
+        let mut sent_count = 0u64;
+        let mut requests = 0u64;
+        let mut acks0_messages = 0u64;
+        let mut correlation_id = 0i32;
+        let linger_us = args.linger_ms * 1000;
+        let end = clock.at(clock.window_end_us);
+        let due_in_window = if clock.interval_us > 0.0 {
+            ((clock.window_end_us - clock.t0_us) as f64 / clock.interval_us).ceil() as u64
+        } else {
+            0
+        };
+        tokio::time::sleep_until(clock.at(clock.t0_us).into()).await;
+        loop {
+            let now_us = clock.now_us();
+            let count = if now_us >= clock.window_end_us {
+                // Send what fell due inside the window and is still unsent, then stop.
+                let due = due_in_window.saturating_sub(sent_count);
+                if clock.interval_us == 0.0 || due == 0 {
+                    break;
+                }
+                due.min(records_per_batch)
+            } else if clock.interval_us > 0.0 {
+                let due_total = ((now_us - clock.t0_us) as f64 / clock.interval_us) as u64 + 1;
+                let due = due_total.saturating_sub(sent_count);
+                let oldest_us = clock.due_us(sent_count);
+                if due >= records_per_batch || (due > 0 && now_us >= oldest_us + linger_us) {
+                    due.min(records_per_batch)
+                } else {
+                    let full_us = clock.due_us(sent_count + records_per_batch - 1);
+                    let wake = clock.at(full_us.min(oldest_us + linger_us)).min(end);
+                    tokio::time::sleep_until(wake.into()).await;
+                    continue;
+                }
+            } else {
+                records_per_batch
+            };
+            if args.acks != 0 {
+                match permits.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    // The ack reader failed; its error is the one to report.
+                    Err(_) => return Err(acks_task.await?.expect_err("reader closed the permits")),
+                }
+            }
+            let sent_us = clock.now_us();
+            if clock.interval_us == 0.0 && sent_us >= clock.window_end_us {
+                // Open throttle: the window closed while this batch waited for a permit.
+                break;
+            }
+            let first_index = sent_count;
+            encode_batch(
+                &mut batch,
+                count as usize,
+                args.message_bytes,
+                &payload,
+                (first_index as usize).wrapping_mul(7919),
+                |_, key| match args.keys {
+                    KeyDistribution::None => false,
+                    KeyDistribution::RoundRobin => {
+                        key_counter = (key_counter + 1) % args.key_space;
+                        let _ = write!(key, "key-{key_counter}");
+                        true
+                    }
+                    KeyDistribution::Random => {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        let _ = write!(key, "key-{}", rng % args.key_space);
+                        true
+                    }
+                },
+                |i| {
+                    if clock.interval_us > 0.0 {
+                        clock.due_us(first_index + i as u64)
+                    } else {
+                        sent_us
+                    }
+                },
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock after 1970")
+                    .as_millis() as i64,
+            );
+            let partition = partitions[requests as usize % partitions.len()];
+            let request = KafkaClient::produce_request(
+                &[(&args.topic, partition, batch.split().freeze())],
+                args.acks,
+            );
+            correlation_id = correlation_id.wrapping_add(1);
+            let frame = encode_request_frame(version, &request, correlation_id, &client_id)?;
+            writer.write_all(&frame).await?;
+            requests += 1;
+            sent_count += count;
+            if args.acks == 0 {
+                for index in first_index..first_index + count {
+                    let due_us = if clock.interval_us > 0.0 {
+                        clock.due_us(index)
+                    } else {
+                        sent_us
+                    };
+                    if clock.in_window(due_us) {
+                        acks0_messages += 1;
+                    }
+                }
+            } else {
+                sent_tx
+                    .send(Sent {
+                        correlation_id,
+                        partition,
+                        first_index,
+                        count,
+                        sent_us,
+                    })
+                    .ok()
+                    .context("ack reader ended early")?;
+            }
+        }
+        drop(sent_tx);
+        let unsent_due = due_in_window.saturating_sub(sent_count);
+        let (acked, ack_latency) = acks_task.await??;
+        Ok(ProduceTally {
+            messages: if args.acks == 0 {
+                acks0_messages
+            } else {
+                acked
+            },
+            requests,
+            unsent_due,
+            ack_latency,
+        })
+    }
+
+    /// Fetches the given partitions until `stop_at` is set and reached, or `deadline`. With
+    /// `stamps`, records send→consume latency for messages due inside the window.
+    async fn consume(
+        args: &LoadArgs,
+        mut client: KafkaClient,
+        mut positions: Vec<(i32, i64)>,
+        clock: Clock,
+        stop_at: Arc<Mutex<Option<Vec<i64>>>>,
+        deadline: Instant,
+        stamps: bool,
+    ) -> Result<ConsumeTally> {
+        let mut tally = ConsumeTally {
+            messages: 0,
+            wire_bytes: 0,
+            e2e_latency: new_histogram(),
+        };
+        loop {
+            let stop = stop_at.lock().expect("not poisoned").clone();
+            if let Some(ends) = &stop {
+                if positions
+                    .iter()
+                    .all(|(p, offset)| *offset >= ends[*p as usize])
+                {
+                    break;
+                }
+            }
+            if positions.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            let wanted: Vec<(&str, i32, i64)> = positions
+                .iter()
+                .filter(|(p, offset)| stop.as_ref().is_none_or(|ends| *offset < ends[*p as usize]))
+                .map(|(p, offset)| (args.topic.as_str(), *p, *offset))
+                .collect();
+            let response = client
+                .fetch_many(&wanted, args.fetch_max_wait_ms, 1, args.fetch_max_bytes)
+                .await?;
+            let now_us = clock.now_us();
+            for (_, partition, _) in &wanted {
+                let data = fetch_partition(&response, &args.topic, *partition)?;
+                ensure!(
+                    data.error_code == error_code::NONE,
+                    "fetch {}-{partition}: error {}",
+                    args.topic,
+                    data.error_code
+                );
+                let records = data.records.clone().unwrap_or_default();
+                let position = positions
+                    .iter_mut()
+                    .find(|(p, _)| p == partition)
+                    .expect("asked partition");
+                if stamps {
+                    let from = position.1;
+                    for_each_value(&records, from, |_, value| {
+                        if value.len() >= 8 {
+                            let due_us =
+                                u64::from_le_bytes(value[..8].try_into().expect("8 bytes"));
+                            if clock.in_window(due_us) {
+                                tally.messages += 1;
+                                let _ = tally
+                                    .e2e_latency
+                                    .record(now_us.saturating_sub(due_us).max(1));
+                            }
+                        }
+                    })?;
+                }
+                for batch in summarize_batches(&records)? {
+                    if batch.next_offset <= position.1 {
+                        continue;
+                    }
+                    if !stamps {
+                        tally.messages += batch.record_count as u64;
+                    }
+                    tally.wire_bytes += batch.total_bytes as u64;
+                    position.1 = batch.next_offset;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Reads the topic from 0 to its end as of now, with `--consumers` connections.
+    async fn catch_up(args: LoadArgs, mut admin: KafkaClient) -> Result<()> {
+        ensure!(args.consumers > 0, "--catch-up needs --consumers");
+        let mut ends = Vec::new();
+        for partition in 0..args.partitions {
+            ends.push(latest_offset(&mut admin, &args.topic, partition).await?);
+        }
+        let mut clients = Vec::new();
+        for consumer in 0..args.consumers {
+            let client = KafkaClient::connect(&args.bootstrap).await?;
+            let positions: Vec<(i32, i64)> =
+                owned_partitions(args.partitions, args.consumers, consumer, true)
+                    .into_iter()
+                    .map(|p| (p, 0))
+                    .collect();
+            clients.push((client, positions));
+        }
+        let stop_at = Arc::new(Mutex::new(Some(ends.clone())));
+        let clock = Clock {
+            origin: Instant::now(),
+            t0_us: 0,
+            window_start_us: 0,
+            window_end_us: u64::MAX,
+            interval_us: 0.0,
+        };
+        let cpu_before = args.broker_pid.map(cpu_seconds).transpose()?;
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(600);
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|(client, positions)| {
+                let args = args.clone();
+                let stop_at = stop_at.clone();
+                tokio::spawn(async move {
+                    consume(&args, client, positions, clock, stop_at, deadline, false).await
+                })
+            })
+            .collect();
+        let mut messages = 0u64;
+        let mut wire_bytes = 0u64;
+        for task in tasks {
+            let tally = task.await??;
+            messages += tally.messages;
+            wire_bytes += tally.wire_bytes;
+        }
+        let elapsed_s = started.elapsed().as_secs_f64();
+        let cpu_after = args.broker_pid.map(cpu_seconds).transpose()?;
+        let expected: i64 = ends.iter().sum();
+        ensure!(
+            messages as i64 >= expected,
+            "read {messages} messages, fewer than the {expected} in the log"
+        );
+        let mb_per_s = wire_bytes as f64 / 1e6 / elapsed_s;
+        let broker_cpu_s = match (cpu_before, cpu_after) {
+            (Some(before), Some(after)) => Some(after - before),
+            _ => None,
+        };
+        let cpu_s_per_gb = broker_cpu_s.map(|cpu| cpu / (wire_bytes as f64 / 1e9));
+        println!(
+            "catch-up {}: {messages} messages, {:.1} MB of batches from {} partitions with {} consumers in {elapsed_s:.2} s: {mb_per_s:.1} MB/s, {:.0} msg/s{}",
+            args.label,
+            wire_bytes as f64 / 1e6,
+            args.partitions,
+            args.consumers,
+            messages as f64 / elapsed_s,
+            cpu_s_per_gb.map_or(String::new(), |c| format!(", broker CPU {c:.3} s per GB served")),
+        );
+        println!(
+            "{}",
+            json!({
+                "mode": "catch-up",
+                "label": args.label,
+                "partitions": args.partitions,
+                "consumers": args.consumers,
+                "messages": messages,
+                "wire_bytes": wire_bytes,
+                "elapsed_s": elapsed_s,
+                "mb_per_s": mb_per_s,
+                "msgs_per_s": messages as f64 / elapsed_s,
+                "broker_cpu_s": broker_cpu_s,
+                "broker_cpu_s_per_gb": cpu_s_per_gb,
+            })
+        );
+        Ok(())
+    }
+}
+
+/// The machine's own limits that are not the disk: loopback TCP and memcpy.
+mod refs {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Instant;
+
+    use anyhow::Result;
+    use clap::Args;
+    use serde_json::json;
+
+    #[derive(Args)]
+    pub struct TcpRefArgs {
+        /// Bytes copied over the socket.
+        #[arg(long, default_value_t = 4 << 30)]
+        pub total_bytes: u64,
+        /// Bytes per write() and read().
+        #[arg(long, default_value_t = 1 << 20)]
+        pub block_bytes: usize,
+        /// 1-byte round trips for the latency figure.
+        #[arg(long, default_value_t = 20_000)]
+        pub round_trips: usize,
+    }
+
+    #[derive(Args)]
+    pub struct MemRefArgs {
+        /// Size of each of the two buffers.
+        #[arg(long, default_value_t = 256 << 20)]
+        pub buffer_bytes: usize,
+        /// Copies from one buffer to the other.
+        #[arg(long, default_value_t = 16)]
+        pub rounds: usize,
+    }
+
+    pub fn tcp_ref(args: &TcpRefArgs) -> Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let block_bytes = args.block_bytes;
+        let server = std::thread::spawn(move || -> Result<u64> {
+            let (mut stream, _) = listener.accept()?;
+            let mut buf = vec![0u8; block_bytes];
+            let mut received = 0u64;
+            loop {
+                let n = stream.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(received);
+                }
+                received += n as u64;
+            }
+        });
+        let mut client = TcpStream::connect(addr)?;
+        let block = crate::common::random_bytes(args.block_bytes, 7);
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while sent < args.total_bytes {
+            client.write_all(&block)?;
+            sent += block.len() as u64;
+        }
+        client.shutdown(std::net::Shutdown::Write)?;
+        let received = server
+            .join()
+            .map_err(|_| anyhow::anyhow!("server panicked"))??;
+        let elapsed_s = started.elapsed().as_secs_f64();
+        let mb_per_s = received as f64 / 1e6 / elapsed_s;
+
+        // Ping-pong: the floor of any request/response latency on this machine.
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let round_trips = args.round_trips;
+        let echo = std::thread::spawn(move || -> Result<()> {
+            let (mut stream, _) = listener.accept()?;
+            stream.set_nodelay(true)?;
+            let mut byte = [0u8; 1];
+            for _ in 0..round_trips {
+                stream.read_exact(&mut byte)?;
+                stream.write_all(&byte)?;
+            }
+            Ok(())
+        });
+        let mut client = TcpStream::connect(addr)?;
+        client.set_nodelay(true)?;
+        let mut histogram = crate::common::new_histogram();
+        let mut byte = [1u8; 1];
+        for _ in 0..round_trips {
+            let sent_at = Instant::now();
+            client.write_all(&byte)?;
+            client.read_exact(&mut byte)?;
+            histogram.record((sent_at.elapsed().as_nanos() as u64 / 1000).max(1))?;
+        }
+        echo.join()
+            .map_err(|_| anyhow::anyhow!("echo panicked"))??;
+        println!(
+            "tcp-ref: {} MB over loopback in {elapsed_s:.2} s: {mb_per_s:.1} MB/s; 1-byte round trip {}",
+            received / 1_000_000,
+            crate::common::histogram_line(&histogram)
+        );
+        println!(
+            "{}",
+            json!({
+                "mode": "tcp-ref",
+                "total_bytes": received,
+                "elapsed_s": elapsed_s,
+                "mb_per_s": mb_per_s,
+                "round_trip": crate::common::histogram_json(&histogram),
+            })
+        );
+        Ok(())
+    }
+
+    pub fn mem_ref(args: &MemRefArgs) -> Result<()> {
+        let source = crate::common::random_bytes(args.buffer_bytes, 3);
+        let mut target = vec![0u8; args.buffer_bytes];
+        target.copy_from_slice(&source); // fault the pages in before timing
+        let started = Instant::now();
+        for round in 0..args.rounds {
+            target.copy_from_slice(std::hint::black_box(&source));
+            std::hint::black_box(&mut target)[round % args.buffer_bytes] ^= 1;
+        }
+        let elapsed_s = started.elapsed().as_secs_f64();
+        let copied = (args.buffer_bytes * args.rounds) as f64;
+        let mb_per_s = copied / 1e6 / elapsed_s;
+        println!(
+            "mem-ref: {} x {} MB memcpy in {elapsed_s:.2} s: {mb_per_s:.0} MB/s",
+            args.rounds,
+            args.buffer_bytes / 1_000_000
+        );
+        println!(
+            "{}",
+            json!({
+                "mode": "mem-ref",
+                "buffer_bytes": args.buffer_bytes,
+                "rounds": args.rounds,
+                "elapsed_s": elapsed_s,
+                "mb_per_s": mb_per_s,
+            })
+        );
+        Ok(())
+    }
+}
+
+/// Scale workloads: many partitions, start-up time, many idle connections.
+mod scale {
+    use std::time::{Duration, Instant};
+
+    use anyhow::{bail, ensure, Result};
+    use clap::Args;
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+    use kafka_protocol::messages::ApiKey;
+    use serde_json::json;
+    use tidelog_bench::{build_batch, error_code, topic_name, KafkaClient, NewRecord};
+
+    use crate::common::rss_bytes;
+
+    #[derive(Args)]
+    pub struct PopulateArgs {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        pub bootstrap: String,
+        /// Topics are named PREFIX-0 … PREFIX-(topics-1).
+        #[arg(long, default_value = "scale")]
+        pub prefix: String,
+        #[arg(long, default_value_t = 100)]
+        pub topics: usize,
+        #[arg(long, default_value_t = 100)]
+        pub partitions_per_topic: i32,
+        /// Topics per CreateTopics request.
+        #[arg(long, default_value_t = 10)]
+        pub topics_per_request: usize,
+        /// Value bytes of the one record produced to every partition.
+        #[arg(long, default_value_t = 100)]
+        pub message_bytes: usize,
+        /// Broker process whose RSS is reported at the end.
+        #[arg(long)]
+        pub broker_pid: Option<u32>,
+    }
+
+    #[derive(Args)]
+    pub struct WaitReadyArgs {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        pub bootstrap: String,
+        /// Ready once Metadata lists at least this many partitions.
+        #[arg(long, default_value_t = 0)]
+        pub expect_partitions: usize,
+        /// Then one acks=1 produce to partition 0 of this topic must succeed.
+        #[arg(long)]
+        pub probe_topic: Option<String>,
+        #[arg(long, default_value_t = 120.0)]
+        pub timeout_s: f64,
+    }
+
+    #[derive(Args)]
+    pub struct IdleConnsArgs {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        pub bootstrap: String,
+        #[arg(long, default_value_t = 10_000)]
+        pub count: usize,
+        /// Seconds to hold them open before sampling RSS again.
+        #[arg(long, default_value_t = 2.0)]
+        pub hold_s: f64,
+        #[arg(long)]
+        pub broker_pid: Option<u32>,
+    }
+
+    pub async fn populate(args: PopulateArgs) -> Result<()> {
+        let mut admin = KafkaClient::connect(&args.bootstrap).await?;
+        let version = admin.version_for(ApiKey::CreateTopics).await?;
+        let started = Instant::now();
+        let names: Vec<String> = (0..args.topics)
+            .map(|t| format!("{}-{t}", args.prefix))
+            .collect();
+        for chunk in names.chunks(args.topics_per_request.max(1)) {
+            let request = CreateTopicsRequest::default()
+                .with_topics(
+                    chunk
+                        .iter()
+                        .map(|name| {
+                            CreatableTopic::default()
+                                .with_name(topic_name(name))
+                                .with_num_partitions(args.partitions_per_topic)
+                                .with_replication_factor(1)
+                        })
+                        .collect(),
+                )
+                .with_timeout_ms(60_000);
+            let response = admin.send(version, request).await?;
+            for topic in &response.topics {
+                if topic.error_code != error_code::NONE
+                    && topic.error_code != error_code::TOPIC_ALREADY_EXISTS
+                {
+                    bail!(
+                        "creating {}: error {} {:?}",
+                        topic.name.as_str(),
+                        topic.error_code,
+                        topic.error_message
+                    );
+                }
+            }
+        }
+        let create_s = started.elapsed().as_secs_f64();
+        let batch = build_batch(
+            &[NewRecord::value(crate::common::random_bytes(
+                args.message_bytes,
+                5,
+            ))],
+            0,
+        );
+        let produced_at = Instant::now();
+        for name in &names {
+            let entries: Vec<(&str, i32, bytes::Bytes)> = (0..args.partitions_per_topic)
+                .map(|p| (name.as_str(), p, batch.clone()))
+                .collect();
+            let response = admin
+                .produce_many(&entries, 1)
+                .await?
+                .expect("acks=1 has a response");
+            for topic in &response.responses {
+                for partition in &topic.partition_responses {
+                    ensure!(
+                        partition.error_code == error_code::NONE,
+                        "produce to {}-{}: error {}",
+                        topic.name.as_str(),
+                        partition.index,
+                        partition.error_code
+                    );
+                }
+            }
+        }
+        let produce_s = produced_at.elapsed().as_secs_f64();
+        let partitions = args.topics * args.partitions_per_topic as usize;
+        let rss = args.broker_pid.map(rss_bytes).transpose()?;
+        println!(
+            "populate: {} topics x {} partitions created in {create_s:.2} s, one record produced to each in {produce_s:.2} s{}",
+            args.topics,
+            args.partitions_per_topic,
+            rss.map_or(String::new(), |r| format!("; broker RSS {:.1} MB", r as f64 / 1e6))
+        );
+        println!(
+            "{}",
+            json!({
+                "mode": "populate",
+                "partitions": partitions,
+                "create_s": create_s,
+                "produce_s": produce_s,
+                "broker_rss_bytes": rss,
+            })
+        );
+        Ok(())
+    }
+
+    pub async fn wait_ready(args: WaitReadyArgs) -> Result<()> {
+        let started = Instant::now();
+        let give_up = started + Duration::from_secs_f64(args.timeout_s);
+        let mut partitions_seen = 0;
+        loop {
+            ensure!(
+                Instant::now() < give_up,
+                "not ready after {} s ({partitions_seen} partitions seen)",
+                args.timeout_s
+            );
+            let attempt = async {
+                let mut client = KafkaClient::connect(&args.bootstrap).await?;
+                let metadata = client.metadata(None).await?;
+                let partitions: usize = metadata.topics.iter().map(|t| t.partitions.len()).sum();
+                if partitions < args.expect_partitions {
+                    return Ok::<_, anyhow::Error>((partitions, false));
+                }
+                if let Some(topic) = &args.probe_topic {
+                    let batch = build_batch(&[NewRecord::value(&b"ready"[..])], 0);
+                    let result = client.produce_acked(topic, 0, batch, 1).await?;
+                    if result.error_code != error_code::NONE {
+                        return Ok((partitions, false));
+                    }
+                }
+                Ok((partitions, true))
+            };
+            match attempt.await {
+                Ok((_, true)) => break,
+                Ok((partitions, false)) => partitions_seen = partitions,
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ready_s = started.elapsed().as_secs_f64();
+        println!("wait-ready: ready after {ready_s:.3} s");
+        println!("{}", json!({ "mode": "wait-ready", "ready_s": ready_s }));
+        Ok(())
+    }
+
+    pub async fn idle_conns(args: IdleConnsArgs) -> Result<()> {
+        let rss_before = args.broker_pid.map(rss_bytes).transpose()?;
+        let started = Instant::now();
+        let mut clients = Vec::with_capacity(args.count);
+        let mut remaining = args.count;
+        while remaining > 0 {
+            let wave = remaining.min(256);
+            let tasks: Vec<_> = (0..wave)
+                .map(|_| {
+                    let bootstrap = args.bootstrap.clone();
+                    tokio::spawn(async move {
+                        let mut client = KafkaClient::connect(&bootstrap).await?;
+                        client.api_versions().await?;
+                        Ok::<_, anyhow::Error>(client)
+                    })
+                })
+                .collect();
+            for task in tasks {
+                clients.push(task.await??);
+            }
+            remaining -= wave;
+        }
+        let open_s = started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs_f64(args.hold_s)).await;
+        let rss_after = args.broker_pid.map(rss_bytes).transpose()?;
+        let per_connection = match (rss_before, rss_after) {
+            (Some(b), Some(a)) => Some((a as f64 - b as f64) / args.count as f64),
+            _ => None,
+        };
+        println!(
+            "idle-conns: {} connections open in {open_s:.2} s{}",
+            clients.len(),
+            match (rss_before, rss_after, per_connection) {
+                (Some(b), Some(a), Some(p)) => format!(
+                    "; broker RSS {:.1} MB before, {:.1} MB with them open ({:.0} B per connection)",
+                    b as f64 / 1e6,
+                    a as f64 / 1e6,
+                    p
+                ),
+                _ => String::new(),
+            }
+        );
+        println!(
+            "{}",
+            json!({
+                "mode": "idle-conns",
+                "connections": clients.len(),
+                "open_s": open_s,
+                "broker_rss_before_bytes": rss_before,
+                "broker_rss_after_bytes": rss_after,
+                "rss_per_connection_bytes": per_connection,
+            })
+        );
+        drop(clients);
+        Ok(())
     }
 }

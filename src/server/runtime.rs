@@ -254,6 +254,7 @@ async fn tier_uploads(shard: Rc<Shard>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = shard.tier.upload_finished.notified() => {}
             _ = shutdown.wait_for(|stopping| *stopping) => return,
         }
         crate::tier::tick(&shard).await;
