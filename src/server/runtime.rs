@@ -36,6 +36,7 @@ pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
             signal(SignalKind::interrupt())?,
         ))
     })?;
+    raise_open_file_limit();
     let (store, catalog) = MetadataStore::open(&config.data_dir, config.node_id)
         .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display()))?;
     let catalog = Arc::new(catalog);
@@ -95,6 +96,30 @@ pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
     }
     tracing::info!("tidelog stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: every partition keeps its active
+/// segment open and every client a socket, and the common soft default (1024) would cap a
+/// broker at a few hundred partitions. Said once in the log.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let before = limit.rlim_cur;
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return;
+            }
+        }
+        tracing::info!(soft_before = before, limit = limit.rlim_cur, "open file limit");
+    }
 }
 
 async fn shutdown(shards: &Arc<ShardSet>) {

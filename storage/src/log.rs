@@ -40,7 +40,6 @@ pub struct Log {
     dir: PathBuf,
     io: Rc<IoDriver>,
     /// The directory itself, fsynced after segment files are created so they survive a crash.
-    dir_file: Rc<File>,
     state: RefCell<State>,
     /// Woken whenever the high watermark moves, or the log closes or fails.
     high_watermark_changed: Notify,
@@ -192,7 +191,6 @@ impl Log {
     /// recovery time is bounded by the unsealed tail, not the log size.
     pub async fn open(dir: &Path, config: LogConfig, io: Rc<IoDriver>) -> Result<Rc<Log>> {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
-        let dir_file = File::open(dir).map_err(|e| io_error(dir, e))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean {
@@ -312,7 +310,6 @@ impl Log {
         let log = Rc::new_cyclic(|self_ref| Log {
             dir: dir.to_path_buf(),
             io,
-            dir_file: Rc::new(dir_file),
             state: RefCell::new(state),
             high_watermark_changed: Notify::new(),
             fsync_done: Notify::new(),
@@ -368,6 +365,13 @@ impl Log {
     /// Offsets below it are covered by a completed fdatasync.
     pub fn durable_offset(&self) -> i64 {
         self.state.borrow().durable_offset
+    }
+
+    /// The partition directory, opened for an fsync of its entries. Opened on demand (segment
+    /// creation, checkpoints, close) rather than held, so that a partition costs one open file
+    /// (its active segment) and 10,000 partitions fit common descriptor limits.
+    fn open_dir(&self) -> std::io::Result<Rc<File>> {
+        File::open(&self.dir).map(Rc::new)
     }
 
     fn this(&self) -> Rc<Log> {
@@ -731,7 +735,10 @@ impl Log {
                 }
             }
             if result.is_ok() && sync_dir {
-                result = log.io.fdatasync(&log.dir_file).await;
+                result = match log.open_dir() {
+                    Ok(dir_file) => log.io.fdatasync(&dir_file).await,
+                    Err(error) => Err(error),
+                };
             }
             {
                 let mut state = log.state.borrow_mut();
@@ -1019,8 +1026,9 @@ impl Log {
         self.high_watermark_changed.notify_waiters();
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         std::fs::write(&marker, b"").map_err(|e| io_error(&marker, e))?;
+        let dir_file = self.open_dir().map_err(|e| io_error(&self.dir, e))?;
         self.io
-            .fdatasync(&self.dir_file)
+            .fdatasync(&dir_file)
             .await
             .map_err(|e| io_error(&self.dir, e))?;
         Ok(())
@@ -1220,8 +1228,9 @@ impl Log {
             .await
             .map_err(|e| io_error(&temporary, e))?;
         std::fs::rename(&temporary, &path).map_err(|e| io_error(&path, e))?;
+        let dir_file = self.open_dir().map_err(|e| io_error(&self.dir, e))?;
         self.io
-            .fdatasync(&self.dir_file)
+            .fdatasync(&dir_file)
             .await
             .map_err(|e| io_error(&self.dir, e))
     }
