@@ -118,7 +118,11 @@ fn raise_open_file_limit() {
                 return;
             }
         }
-        tracing::info!(soft_before = before, limit = limit.rlim_cur, "open file limit");
+        tracing::info!(
+            soft_before = before,
+            limit = limit.rlim_cur,
+            "open file limit"
+        );
     }
 }
 

@@ -249,6 +249,22 @@ impl Log {
                     // later crash; they are written again when it is sealed or closed.
                     segment.remove_index_files();
                 }
+                // A crash during a roll can leave the new segment's file while the old one's
+                // last writes (never acknowledged: no fsync covered them) are lost: a gap.
+                // Offsets must stay dense, so what follows the gap goes, as after a truncation.
+                if drop_from.is_none()
+                    && i < last_index
+                    && segment.next_offset != base_offsets[i + 1]
+                {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        segment_end = segment.next_offset,
+                        next_base = base_offsets[i + 1],
+                        clean_shutdown = clean,
+                        "gap between segments after a crash; later segments removed"
+                    );
+                    drop_from = Some(i + 1);
+                }
                 expected_base = segment.next_offset;
                 segments.insert(base_offset, segment);
                 if drop_from.is_some() {

@@ -444,3 +444,52 @@ fn time_based_roll_and_interval_flush() {
         log.close().await.unwrap();
     });
 }
+
+/// A crash during a roll: the new (empty) segment file exists, but the old segment's last
+/// writes never reached the disk, so it ends cleanly below the new segment's base. Recovery
+/// removes what follows the gap, so offsets stay dense and appends continue from the end.
+#[test]
+fn a_gap_left_by_a_crash_during_a_roll_is_closed() {
+    for engine in ENGINES {
+        run(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t-gap");
+            let io = driver(engine);
+            let log = Log::open(&path, small_config(), io.clone()).await.unwrap();
+            let mut expected = Vec::new();
+            for i in 0..80 {
+                let outcome = log.append(batch("x", 3, i), 0, true).await.unwrap();
+                expected.push((outcome.base_offset, outcome.last_offset));
+            }
+            let bases = log.segment_base_offsets();
+            assert!(bases.len() >= 3, "{bases:?}");
+            drop(log);
+            // Lose the last batch of the next-to-last segment, at a batch boundary (no torn
+            // tail to find), and its index files, as if it had never been sealed.
+            let victim = bases[bases.len() - 2];
+            let file = path.join(format!("{victim:020}.log"));
+            let len = std::fs::metadata(&file).unwrap().len();
+            let batch_len = batch("x", 3, 0).len() as u64;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_len(len - batch_len)
+                .unwrap();
+            for extension in ["index", "timeindex"] {
+                let _ = std::fs::remove_file(path.join(format!("{victim:020}.{extension}")));
+            }
+            let next_base = *bases.last().unwrap();
+            expected.retain(|(base, _)| *base < next_base - 3);
+
+            let log = Log::open(&path, small_config(), io.clone()).await.unwrap();
+            let end = expected.last().unwrap().1 + 1;
+            assert_eq!(log.log_end_offset(), end);
+            assert_eq!(read_all(&log, 0, 1).await, expected);
+            assert!(!path.join(format!("{next_base:020}.log")).exists());
+            let outcome = log.append(batch("y", 1, 0), 0, true).await.unwrap();
+            assert_eq!(outcome.base_offset, end, "appends continue densely");
+            log.close().await.unwrap();
+        });
+    }
+}

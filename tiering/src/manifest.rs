@@ -38,12 +38,19 @@ impl PartitionManifest {
         self.version += 1;
     }
 
-    /// The segment holding `offset`, if any.
+    /// The segment holding `offset`, or the first one after it when `offset` falls in a gap
+    /// (as Kafka's fetch skips to the next batch); `None` below the first segment or past the
+    /// last.
     pub fn find(&self, offset: i64) -> Option<&RemoteSegment> {
+        if self
+            .segments
+            .first()
+            .is_none_or(|first| offset < first.base_offset)
+        {
+            return None;
+        }
         let at = self.segments.partition_point(|s| s.last_offset < offset);
-        self.segments
-            .get(at)
-            .filter(|s| s.base_offset <= offset && offset <= s.last_offset)
+        self.segments.get(at)
     }
 
     /// One past the last remote offset (0 when empty).
@@ -77,5 +84,9 @@ mod tests {
         assert_eq!(manifest.find(150).unwrap().base_offset, 100);
         assert!(manifest.find(200).is_none());
         assert_eq!(manifest.end_offset(), 200);
+        // A gap (segments 200..299 never existed): a fetch inside it gets the next segment.
+        manifest.add(segment(300, 399));
+        assert_eq!(manifest.find(250).unwrap().base_offset, 300);
+        assert!(manifest.find(-1).is_none());
     }
 }
