@@ -37,6 +37,7 @@ pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
         ))
     })?;
     raise_open_file_limit();
+    keep_large_buffers_in_the_heap();
     let (store, catalog) = MetadataStore::open(&config.data_dir, config.node_id)
         .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", config.data_dir.display()))?;
     let catalog = Arc::new(catalog);
@@ -96,6 +97,19 @@ pub fn run(config: BrokerConfig) -> anyhow::Result<()> {
     }
     tracing::info!("tidelog stopped");
     Ok(())
+}
+
+/// Request frames and fetch reads are buffers of up to a few MiB. glibc serves allocations
+/// above its mmap threshold (128 KiB at first) with fresh mappings, so every such buffer costs
+/// page faults and the kernel zeroing its pages (13% of broker CPU in a catch-up read profile).
+/// A high threshold keeps them in the shard's heap arena, where freed buffers are reused.
+fn keep_large_buffers_in_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before the shard threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit: every partition keeps its active
