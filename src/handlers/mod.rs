@@ -43,7 +43,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use kafka_protocol::messages::{RequestHeader, RequestKind};
 
-use crate::protocol::frame::encode_response;
+use crate::protocol::frame::{encode_response, encode_response_sharing, Frame};
 use crate::server::Shard;
 
 /// Handles one request. `Ok(None)` means no response is sent (Produce with acks=0); `Err`
@@ -53,7 +53,7 @@ pub async fn handle(
     header: RequestHeader,
     request: RequestKind,
     peer: SocketAddr,
-) -> Result<Option<Bytes>, String> {
+) -> Result<Option<Frame>, String> {
     let version = header.request_api_version;
     let client_id = || {
         header
@@ -66,7 +66,7 @@ pub async fn handle(
     macro_rules! reply {
         ($response:expr) => {
             encode_response(correlation_id, version, &$response)
-                .map(Some)
+                .map(|bytes| Some(vec![bytes]))
                 .map_err(|e| format!("encoding the response failed: {e}"))
         };
     }
@@ -77,7 +77,19 @@ pub async fn handle(
             Some(response) => reply!(response),
             None => Ok(None),
         },
-        RequestKind::Fetch(request) => reply!(fetch::handle(&shard, request, version).await),
+        RequestKind::Fetch(request) => {
+            // Record data is referenced from the read buffers, not copied into the frame.
+            let response = fetch::handle(&shard, request, version).await;
+            let shared: Vec<Bytes> = response
+                .responses
+                .iter()
+                .flat_map(|topic| topic.partitions.iter())
+                .filter_map(|partition| partition.records.clone())
+                .collect();
+            encode_response_sharing(correlation_id, version, &response, shared)
+                .map(Some)
+                .map_err(|e| format!("encoding the response failed: {e}"))
+        }
         RequestKind::ListOffsets(request) => {
             reply!(list_offsets::handle(&shard, request, version).await)
         }

@@ -58,8 +58,8 @@ pub async fn drain(shard: &Rc<Shard>, timeout: Duration) {
 
 /// A response slot, in request order.
 enum Pending {
-    Ready(Bytes),
-    Handler(JoinHandle<Result<Option<Bytes>, String>>),
+    Ready(frame::Frame),
+    Handler(JoinHandle<Result<Option<frame::Frame>, String>>),
 }
 
 /// Why a connection is closed instead of answered.
@@ -173,7 +173,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             }
         };
         let pending = match prepare(frame) {
-            Ok(Prepared::Immediate(bytes)) => Pending::Ready(bytes),
+            Ok(Prepared::Immediate(bytes)) => Pending::Ready(vec![bytes]),
             Ok(Prepared::Request(request)) => {
                 let (header, request) = *request;
                 let is_produce = matches!(request, RequestKind::Produce(_));
@@ -269,6 +269,41 @@ fn prepare(mut frame: Bytes) -> Result<Prepared, String> {
     Ok(Prepared::Request(Box::new((header, request))))
 }
 
+/// Writes a frame's pieces with vectored writes (one syscall for the usual case).
+async fn write_frame(writer: &mut OwnedWriteHalf, frame: &[Bytes]) -> std::io::Result<()> {
+    let mut index = 0;
+    let mut offset = 0;
+    loop {
+        while index < frame.len() && offset >= frame[index].len() {
+            index += 1;
+            offset = 0;
+        }
+        if index >= frame.len() {
+            return Ok(());
+        }
+        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&frame[index][offset..])
+            .chain(frame[index + 1..].iter().map(|b| &b[..]))
+            .take(64)
+            .map(std::io::IoSlice::new)
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 && index < frame.len() {
+            let rest = frame[index].len() - offset;
+            if written >= rest {
+                written -= rest;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
+}
+
 async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Pending>) {
     while let Some(pending) = queue.recv().await {
         let response = match pending {
@@ -285,8 +320,8 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<P
                 }
             },
         };
-        if let Some(bytes) = response {
-            if writer.write_all(&bytes).await.is_err() {
+        if let Some(frame) = response {
+            if write_frame(&mut writer, &frame).await.is_err() {
                 break;
             }
         }
