@@ -5,8 +5,12 @@
 //!   fixed schedule or flat out, with per-message send→ack and send→consume latency in HDR
 //!   histograms measured from the intended send time (coordinated omission corrected), and the
 //!   broker's CPU seconds per GB from /proc. `load --catch-up` reads a topic from offset 0.
-//! - `disk-ref` (fdatasync after each write, or `--no-sync`), `tcp-ref` (loopback socket copy and
-//!   ping-pong), `mem-ref` (memcpy): the machine's own limits.
+//! - `disk-ref` (fdatasync after each write, or `--no-sync`; flat out, or paced with
+//!   `--rate-per-s`), `tcp-ref` (loopback socket copy and ping-pong), `mem-ref` (memcpy): the
+//!   machine's own limits.
+//! - `ingest-ref` (loopback recv + buffered file write) and `serve-ref` (page-cache file sent over
+//!   loopback by pread+write or sendfile): what the kernel alone costs, in thread CPU seconds per
+//!   GB, for the work a broker does to ingest and to serve.
 //! - `populate`, `wait-ready`, `idle-conns`: the scale workloads (many partitions, start-up time,
 //!   many idle connections).
 //! - no subcommand: the original produce-then-fetch throughput run.
@@ -53,6 +57,12 @@ enum Command {
     TcpRef(refs::TcpRefArgs),
     /// memcpy bandwidth between two buffers larger than the caches.
     MemRef(refs::MemRefArgs),
+    /// The kernel's floor for ingesting: one loopback connection received into a reused buffer
+    /// and written (buffered) to a file; the receiving thread's CPU per GB.
+    IngestRef(refs::IngestRefArgs),
+    /// The kernel's floor for serving from the page cache: a cached file sent over one loopback
+    /// connection by pread+write or sendfile; the sending thread's CPU per GB.
+    ServeRef(refs::ServeRefArgs),
     /// Creates many topics with CreateTopics in chunks and produces one small batch to every
     /// partition.
     Populate(scale::PopulateArgs),
@@ -115,6 +125,22 @@ struct DiskRefArgs {
     /// Buffered writes only, no fdatasync (the page-cache reference).
     #[arg(long)]
     no_sync: bool,
+    /// Paced: this many writes per second in all, on an open-loop schedule (write k is due at
+    /// k / R s; a writer that is behind does not sleep), for --duration-s instead of
+    /// --total-bytes. With several threads, thread t writes k = t, t + threads, ...
+    #[arg(long, requires = "duration_s")]
+    rate_per_s: Option<f64>,
+    /// With --rate-per-s: how long to write, in seconds.
+    #[arg(long, requires = "rate_per_s")]
+    duration_s: Option<f64>,
+}
+
+/// What one disk-ref thread measured.
+struct DiskRefTally {
+    writes: u64,
+    sync_us: Vec<u32>,
+    /// Largest delay of a paced write behind its due time.
+    max_late_us: u64,
 }
 
 fn main() -> Result<()> {
@@ -123,6 +149,8 @@ fn main() -> Result<()> {
         Some(Command::DiskRef(args)) => disk_ref(&args),
         Some(Command::TcpRef(args)) => refs::tcp_ref(&args),
         Some(Command::MemRef(args)) => refs::mem_ref(&args),
+        Some(Command::IngestRef(args)) => refs::ingest_ref(&args),
+        Some(Command::ServeRef(args)) => refs::serve_ref(&args),
         Some(Command::Load(args)) => runtime()?.block_on(load::load(args)),
         Some(Command::Populate(args)) => runtime()?.block_on(scale::populate(args)),
         Some(Command::WaitReady(args)) => runtime()?.block_on(scale::wait_ready(args)),
@@ -148,6 +176,21 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
         args.files > 0 && args.threads > 0,
         "--files and --threads must be positive"
     );
+    // Some((writes per second, seconds)) when paced.
+    let pace = match (args.rate_per_s, args.duration_s) {
+        (Some(rate), Some(duration_s)) => {
+            ensure!(
+                rate > 0.0 && duration_s > 0.0,
+                "--rate-per-s and --duration-s must be positive"
+            );
+            ensure!(
+                !args.no_sync,
+                "--rate-per-s measures fdatasync: drop --no-sync"
+            );
+            Some((rate, duration_s))
+        }
+        _ => None,
+    };
     let threads = args.threads.min(args.files);
     let paths: Vec<PathBuf> = (0..args.files)
         .map(|i| {
@@ -161,13 +204,13 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
     let block_count = (args.total_bytes / args.block_bytes as u64).max(1);
     let per_thread = block_count.div_ceil(threads as u64);
     let started = Instant::now();
-    let mut sync_us: Vec<u32> = Vec::new();
+    let mut tallies: Vec<DiskRefTally> = Vec::new();
     std::thread::scope(|scope| -> Result<()> {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let mine: Vec<&PathBuf> = paths.iter().skip(t).step_by(threads).collect();
                 let block = &block;
-                scope.spawn(move || -> Result<Vec<u32>> {
+                scope.spawn(move || -> Result<DiskRefTally> {
                     let mut files = mine
                         .iter()
                         .map(|path| {
@@ -176,22 +219,51 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
                         })
                         .collect::<Result<Vec<_>>>()?;
                     let count = files.len();
-                    let mut sync_us = Vec::with_capacity(per_thread as usize);
-                    for i in 0..per_thread as usize {
+                    let mut tally = DiskRefTally {
+                        writes: 0,
+                        sync_us: Vec::with_capacity(match pace {
+                            Some((rate, duration_s)) => (rate * duration_s) as usize / threads + 1,
+                            None => per_thread as usize,
+                        }),
+                        max_late_us: 0,
+                    };
+                    for i in 0.. {
+                        match pace {
+                            Some((rate, duration_s)) => {
+                                // Global write k = i * threads + t is due at k / rate.
+                                let due_s = (i * threads + t) as f64 / rate;
+                                if due_s >= duration_s {
+                                    break;
+                                }
+                                let due = started + Duration::from_secs_f64(due_s);
+                                let now = Instant::now();
+                                if now < due {
+                                    std::thread::sleep(due - now);
+                                } else {
+                                    tally.max_late_us =
+                                        tally.max_late_us.max((now - due).as_micros() as u64);
+                                }
+                            }
+                            None if i as u64 >= per_thread => break,
+                            None => {}
+                        }
                         let file = &mut files[i % count];
                         file.write_all(block)?;
+                        tally.writes += 1;
                         if !args.no_sync {
                             let sync_started = Instant::now();
                             file.sync_data()?;
-                            sync_us.push(sync_started.elapsed().as_micros() as u32);
+                            tally
+                                .sync_us
+                                .push(sync_started.elapsed().as_micros() as u32);
                         }
                     }
-                    Ok(sync_us)
+                    Ok(tally)
                 })
             })
             .collect();
         for worker in workers {
-            sync_us.extend(
+            tallies.push(
                 worker
                     .join()
                     .map_err(|_| anyhow::anyhow!("a disk-ref thread panicked"))??,
@@ -199,11 +271,13 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
         }
         Ok(())
     })?;
-    let block_count = per_thread * threads as u64;
     let elapsed_s = started.elapsed().as_secs_f64();
     for path in &paths {
         std::fs::remove_file(path)?;
     }
+    let block_count: u64 = tallies.iter().map(|t| t.writes).sum();
+    let max_late_us = tallies.iter().map(|t| t.max_late_us).max().unwrap_or(0);
+    let mut sync_us: Vec<u32> = tallies.into_iter().flat_map(|t| t.sync_us).collect();
     let bytes = block_count * args.block_bytes as u64;
     let mb_per_s = bytes as f64 / 1e6 / elapsed_s;
     let syncs_per_s = if args.no_sync {
@@ -218,30 +292,51 @@ fn disk_ref(args: &DiskRefArgs) -> Result<()> {
         }
         sync_us[((sync_us.len() - 1) as f64 * p).round() as usize]
     };
+    let sync_max_us = sync_us.last().copied().unwrap_or(0);
+    let paced = match pace {
+        Some((rate, duration_s)) => format!(
+            ", paced at {rate:.0} writes/s for {duration_s} s (made {:.0}/s, at most {:.1} ms behind)",
+            block_count as f64 / elapsed_s,
+            max_late_us as f64 / 1000.0
+        ),
+        None => String::new(),
+    };
     println!(
-        "disk-ref: {block_count} x {} B appends {} over {} file(s), {threads} thread(s): {mb_per_s:.1} MB/s, {syncs_per_s:.0} syncs/s, sync p50 {} us p99 {} us",
+        "disk-ref: {block_count} x {} B appends {} over {} file(s), {threads} thread(s){paced}: {mb_per_s:.1} MB/s, {syncs_per_s:.0} syncs/s, sync p50 {} us p99 {} us p999 {} us max {} us",
         args.block_bytes,
         if args.no_sync { "buffered (no sync)" } else { "with fdatasync" },
         args.files,
         sync_percentile_us(0.5),
         sync_percentile_us(0.99),
+        sync_percentile_us(0.999),
+        sync_max_us,
     );
-    println!(
-        "{}",
-        json!({
-            "mode": "disk-ref",
-            "block_bytes": args.block_bytes,
-            "files": args.files,
-            "threads": threads,
-            "total_bytes": bytes,
-            "elapsed_s": elapsed_s,
-            "mb_per_s": mb_per_s,
-            "syncs_per_s": syncs_per_s,
-            "no_sync": args.no_sync,
-            "sync_p50_us": sync_percentile_us(0.5),
-            "sync_p99_us": sync_percentile_us(0.99),
-        })
-    );
+    let mut result = json!({
+        "mode": "disk-ref",
+        "block_bytes": args.block_bytes,
+        "files": args.files,
+        "threads": threads,
+        "total_bytes": bytes,
+        "elapsed_s": elapsed_s,
+        "mb_per_s": mb_per_s,
+        "syncs_per_s": syncs_per_s,
+        "no_sync": args.no_sync,
+        "sync_p50_us": sync_percentile_us(0.5),
+        "sync_p99_us": sync_percentile_us(0.99),
+        "sync_p999_us": sync_percentile_us(0.999),
+        "sync_max_us": sync_max_us,
+        "syncs": sync_us.len(),
+    });
+    if let Some((rate, duration_s)) = pace {
+        // Every due write is made; a disk slower than the rate stretches the run instead.
+        let kept = block_count as f64 / elapsed_s;
+        result["target_rate_per_s"] = json!(rate);
+        result["duration_s"] = json!(duration_s);
+        result["writes_per_s"] = json!(kept);
+        result["max_late_ms"] = json!(max_late_us as f64 / 1000.0);
+        result["rate_kept"] = json!(kept >= 0.95 * rate);
+    }
+    println!("{result}");
     Ok(())
 }
 
@@ -1560,12 +1655,17 @@ mod load {
 
 /// The machine's own limits that are not the disk: loopback TCP and memcpy.
 mod refs {
+    use std::fs::File;
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
+    use std::path::{Path, PathBuf};
+    use std::thread::JoinHandle;
     use std::time::Instant;
 
-    use anyhow::Result;
-    use clap::Args;
+    use anyhow::{anyhow, ensure, Context, Result};
+    use clap::{Args, ValueEnum};
     use serde_json::json;
 
     #[derive(Args)]
@@ -1664,6 +1764,316 @@ mod refs {
             })
         );
         Ok(())
+    }
+
+    #[derive(Args)]
+    pub struct IngestRefArgs {
+        /// Directory to write the scratch file in (use the broker's file system).
+        #[arg(long)]
+        pub dir: PathBuf,
+        /// Bytes sent, received and written.
+        #[arg(long, default_value_t = 2 << 30)]
+        pub total_bytes: u64,
+        /// Bytes per write() on the socket and per write() to the file.
+        #[arg(long, default_value_t = 1 << 20)]
+        pub block_bytes: usize,
+    }
+
+    #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+    pub enum ServeMethod {
+        /// pread() a block from the file into a buffer, write() it to the socket.
+        Copy,
+        /// sendfile() from the file to the socket, a block at a time.
+        Sendfile,
+    }
+
+    #[derive(Args)]
+    pub struct ServeRefArgs {
+        /// Directory to write the scratch file in (use the broker's file system).
+        #[arg(long)]
+        pub dir: PathBuf,
+        /// Size of the file served (written and read once first, so it is in the page cache).
+        #[arg(long, default_value_t = 1 << 30)]
+        pub total_bytes: u64,
+        /// Bytes per pread()+write() or per sendfile() call.
+        #[arg(long, default_value_t = 1 << 20)]
+        pub block_bytes: usize,
+        #[arg(long, value_enum, default_value_t = ServeMethod::Sendfile)]
+        pub method: ServeMethod,
+    }
+
+    /// User + system CPU seconds of the calling thread (getrusage(RUSAGE_THREAD)).
+    fn thread_cpu_s() -> Result<f64> {
+        // SAFETY: rusage is plain data; getrusage fills it and reads nothing else.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is a valid, writable rusage.
+        if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("getrusage(RUSAGE_THREAD)");
+        }
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Ok(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+    }
+
+    fn join<T>(handle: JoinHandle<Result<T>>, name: &str) -> Result<T> {
+        handle
+            .join()
+            .map_err(|_| anyhow!("the {name} thread panicked"))?
+    }
+
+    /// CPU seconds per GB (10^9 B).
+    fn per_gb(cpu_s: f64, bytes: u64) -> f64 {
+        cpu_s / (bytes as f64 / 1e9)
+    }
+
+    /// Writes `total_bytes` to `stream` in `block_bytes` writes, then shuts down the write side.
+    /// Returns (bytes sent, this thread's CPU seconds).
+    fn send_blocks(
+        mut stream: TcpStream,
+        total_bytes: u64,
+        block_bytes: usize,
+    ) -> Result<(u64, f64)> {
+        let block = crate::common::random_bytes(block_bytes, 11);
+        let cpu_before = thread_cpu_s()?;
+        let mut sent = 0u64;
+        while sent < total_bytes {
+            let n = (total_bytes - sent).min(block_bytes as u64) as usize;
+            stream.write_all(&block[..n])?;
+            sent += n as u64;
+        }
+        stream.shutdown(Shutdown::Write)?;
+        Ok((sent, thread_cpu_s()? - cpu_before))
+    }
+
+    /// Reads `stream` to its end into one reused buffer, discarding the bytes. Returns (bytes
+    /// received, this thread's CPU seconds).
+    fn discard(mut stream: TcpStream, block_bytes: usize) -> Result<(u64, f64)> {
+        let mut buf = vec![0u8; block_bytes];
+        let cpu_before = thread_cpu_s()?;
+        let mut received = 0u64;
+        loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Ok((received, thread_cpu_s()? - cpu_before));
+            }
+            received += n as u64;
+        }
+    }
+
+    /// The kernel's cost of a broker's ingest path without the broker: a sender thread writes
+    /// `--total-bytes` over one loopback connection; a receiver thread read()s into a reused
+    /// `--block-bytes` buffer until it is full and write()s it to a file (buffered, no fsync).
+    /// The receiver's CPU per GB is recv + page-cache write.
+    pub fn ingest_ref(args: &IngestRefArgs) -> Result<()> {
+        ensure!(
+            args.block_bytes > 0 && args.total_bytes > 0,
+            "--block-bytes and --total-bytes must be positive"
+        );
+        let path = args
+            .dir
+            .join(format!("ingest-ref-{}.tmp", std::process::id()));
+        let mut file =
+            File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        // Connected here, before either thread starts, so that neither can wait forever for the
+        // other: a sender that fails closes the socket and the receiver sees its end.
+        let client = TcpStream::connect(listener.local_addr()?)?;
+        let block_bytes = args.block_bytes;
+        let started = Instant::now();
+        let receiver = std::thread::spawn(move || -> Result<(u64, f64, u64)> {
+            let (mut stream, _) = listener.accept()?;
+            let mut buf = vec![0u8; block_bytes];
+            let cpu_before = thread_cpu_s()?;
+            let mut received = 0u64;
+            let mut writes = 0u64;
+            let mut end = false;
+            while !end {
+                let mut filled = 0;
+                while filled < buf.len() {
+                    let n = stream.read(&mut buf[filled..])?;
+                    if n == 0 {
+                        end = true;
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled > 0 {
+                    file.write_all(&buf[..filled])?;
+                    received += filled as u64;
+                    writes += 1;
+                }
+            }
+            Ok((received, thread_cpu_s()? - cpu_before, writes))
+        });
+        let total_bytes = args.total_bytes;
+        let sender = std::thread::spawn(move || -> Result<(u64, f64)> {
+            send_blocks(client, total_bytes, block_bytes)
+        });
+        let received = join(receiver, "receiver");
+        let elapsed_s = started.elapsed().as_secs_f64();
+        let sent = join(sender, "sender");
+        std::fs::remove_file(&path)?;
+        let (received, receiver_cpu_s, writes) = received?;
+        let (sent, sender_cpu_s) = sent?;
+        ensure!(received == sent, "sent {sent} B but received {received} B");
+        let mb_per_s = received as f64 / 1e6 / elapsed_s;
+        println!(
+            "ingest-ref: {} MB over loopback, received in {} B blocks and written (buffered) to a file, in {elapsed_s:.2} s: {mb_per_s:.0} MB/s; receiver CPU {:.3} s per GB, sender CPU {:.3} s per GB",
+            received / 1_000_000,
+            args.block_bytes,
+            per_gb(receiver_cpu_s, received),
+            per_gb(sender_cpu_s, sent),
+        );
+        println!(
+            "{}",
+            json!({
+                "mode": "ingest-ref",
+                "total_bytes": received,
+                "block_bytes": args.block_bytes,
+                "file_writes": writes,
+                "elapsed_s": elapsed_s,
+                "mb_per_s": mb_per_s,
+                "receiver_cpu_s": receiver_cpu_s,
+                "receiver_cpu_s_per_gb": per_gb(receiver_cpu_s, received),
+                "sender_cpu_s": sender_cpu_s,
+                "sender_cpu_s_per_gb": per_gb(sender_cpu_s, sent),
+            })
+        );
+        Ok(())
+    }
+
+    /// Writes `total_bytes` of pseudo-random data to `path`, then reads it back once so that all
+    /// of it is in the page cache.
+    fn cached_file(path: &Path, total_bytes: u64, block_bytes: usize) -> Result<File> {
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        let block = crate::common::random_bytes(block_bytes, 13);
+        let mut written = 0u64;
+        while written < total_bytes {
+            let n = (total_bytes - written).min(block_bytes as u64) as usize;
+            file.write_all(&block[..n])?;
+            written += n as u64;
+        }
+        let mut buf = vec![0u8; block_bytes];
+        let mut offset = 0u64;
+        while offset < total_bytes {
+            let n = file.read_at(&mut buf, offset)?;
+            ensure!(n > 0, "{} is shorter than written", path.display());
+            offset += n as u64;
+        }
+        Ok(file)
+    }
+
+    /// The kernel's cost of a broker's catch-up read path without the broker: a sender thread
+    /// sends a page-cached file over one loopback connection, by pread()+write() of
+    /// `--block-bytes` blocks or by sendfile() a block at a time; a receiver thread reads and
+    /// discards. The sender's CPU per GB is the floor of serving.
+    pub fn serve_ref(args: &ServeRefArgs) -> Result<()> {
+        ensure!(
+            args.block_bytes > 0 && args.total_bytes > 0,
+            "--block-bytes and --total-bytes must be positive"
+        );
+        let path = args
+            .dir
+            .join(format!("serve-ref-{}.tmp", std::process::id()));
+        let file = cached_file(&path, args.total_bytes, args.block_bytes);
+        let result = file.and_then(|file| serve(args, file));
+        std::fs::remove_file(&path)?;
+        let (received, elapsed_s, sender_cpu_s, receiver_cpu_s) = result?;
+        let method = args
+            .method
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        let mb_per_s = received as f64 / 1e6 / elapsed_s;
+        println!(
+            "serve-ref: {} MB page-cached file sent over loopback by {method} in {} B steps, in {elapsed_s:.2} s: {mb_per_s:.0} MB/s; sender CPU {:.3} s per GB, receiver CPU {:.3} s per GB",
+            received / 1_000_000,
+            args.block_bytes,
+            per_gb(sender_cpu_s, received),
+            per_gb(receiver_cpu_s, received),
+        );
+        println!(
+            "{}",
+            json!({
+                "mode": "serve-ref",
+                "method": method,
+                "total_bytes": received,
+                "block_bytes": args.block_bytes,
+                "elapsed_s": elapsed_s,
+                "mb_per_s": mb_per_s,
+                "sender_cpu_s": sender_cpu_s,
+                "sender_cpu_s_per_gb": per_gb(sender_cpu_s, received),
+                "receiver_cpu_s": receiver_cpu_s,
+                "receiver_cpu_s_per_gb": per_gb(receiver_cpu_s, received),
+            })
+        );
+        Ok(())
+    }
+
+    /// Returns (bytes received, seconds, sender CPU s, receiver CPU s).
+    fn serve(args: &ServeRefArgs, file: File) -> Result<(u64, f64, f64, f64)> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        // Connected before either thread starts (see ingest_ref).
+        let mut stream = TcpStream::connect(listener.local_addr()?)?;
+        let block_bytes = args.block_bytes;
+        let total_bytes = args.total_bytes;
+        let method = args.method;
+        let started = Instant::now();
+        let receiver = std::thread::spawn(move || -> Result<(u64, f64)> {
+            let (stream, _) = listener.accept()?;
+            discard(stream, block_bytes)
+        });
+        let sender = std::thread::spawn(move || -> Result<f64> {
+            let cpu_before = thread_cpu_s()?;
+            match method {
+                ServeMethod::Copy => {
+                    let mut buf = vec![0u8; block_bytes];
+                    let mut offset = 0u64;
+                    while offset < total_bytes {
+                        let want = (total_bytes - offset).min(block_bytes as u64) as usize;
+                        let n = file.read_at(&mut buf[..want], offset)?;
+                        ensure!(n > 0, "the served file ended early");
+                        stream.write_all(&buf[..n])?;
+                        offset += n as u64;
+                    }
+                }
+                ServeMethod::Sendfile => {
+                    let mut offset: libc::off_t = 0;
+                    while (offset as u64) < total_bytes {
+                        let want = (total_bytes - offset as u64).min(block_bytes as u64) as usize;
+                        // SAFETY: both descriptors are open for the call; `offset` is a valid
+                        // off_t that sendfile advances.
+                        let n = unsafe {
+                            libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut offset, want)
+                        };
+                        if n < 0 {
+                            let error = std::io::Error::last_os_error();
+                            if error.kind() == std::io::ErrorKind::Interrupted {
+                                continue;
+                            }
+                            return Err(error).context("sendfile");
+                        }
+                        ensure!(n > 0, "the served file ended early");
+                    }
+                }
+            }
+            stream.shutdown(Shutdown::Write)?;
+            thread_cpu_s().map(|after| after - cpu_before)
+        });
+        let received = join(receiver, "receiver");
+        let elapsed_s = started.elapsed().as_secs_f64();
+        let sender_cpu_s = join(sender, "sender")?;
+        let (received, receiver_cpu_s) = received?;
+        ensure!(
+            received == total_bytes,
+            "sent {total_bytes} B but received {received} B"
+        );
+        Ok((received, elapsed_s, sender_cpu_s, receiver_cpu_s))
     }
 
     pub fn mem_ref(args: &MemRefArgs) -> Result<()> {

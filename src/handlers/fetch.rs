@@ -15,11 +15,13 @@ use futures_util::future::{join_all, select_all};
 use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tidelog_storage::{FileSlice, Records};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::util::topic_name;
 use crate::protocol::error_code;
+use crate::protocol::frame::{self, Piece};
 use crate::server::fetch_session::{FetchSession, TopicKey};
 use crate::server::{SessionPartition, Shard};
 
@@ -45,7 +47,7 @@ struct ReadItem {
 #[derive(Clone)]
 struct ReadResult {
     error_code: i16,
-    records: Option<Bytes>,
+    records: Option<Records>,
     high_watermark: i64,
     log_start_offset: i64,
 }
@@ -61,7 +63,7 @@ impl ReadResult {
     }
 
     fn bytes(&self) -> usize {
-        self.records.as_ref().map_or(0, Bytes::len)
+        self.records.as_ref().map_or(0, Records::len)
     }
 }
 
@@ -74,14 +76,40 @@ enum SessionMode {
     Incremental(i32),
 }
 
-pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> FetchResponse {
+/// Record data smaller than this is copied into memory; larger, page-cached data is sent from
+/// its segment file with `sendfile` (below this, the extra syscalls cost more than the copy).
+/// `TIDELOG_FETCH_SENDFILE=off` turns sendfile off (for A/B measurements and as a way out
+/// should a platform misbehave).
+fn sendfile_min_bytes() -> usize {
+    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        if std::env::var("TIDELOG_FETCH_SENDFILE").is_ok_and(|v| v == "off") {
+            usize::MAX
+        } else {
+            64 * 1024
+        }
+    })
+}
+
+/// A Fetch response and the pieces its records stand for: each partition's `records` is a key
+/// of `shared` (a placeholder where the bytes are still in a segment file), for
+/// `encode_response_sharing`.
+pub struct FetchOutput {
+    pub response: FetchResponse,
+    pub shared: Vec<(Bytes, Piece)>,
+}
+
+pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> FetchOutput {
     let (mode, targets) = match resolve_session(shard, &request, version) {
         Ok(resolved) => resolved,
         Err(code) => {
-            return FetchResponse::default()
-                .with_throttle_time_ms(0)
-                .with_error_code(code)
-                .with_session_id(0);
+            return FetchOutput {
+                response: FetchResponse::default()
+                    .with_throttle_time_ms(0)
+                    .with_error_code(code)
+                    .with_session_id(0),
+                shared: Vec::new(),
+            };
         }
     };
 
@@ -175,11 +203,27 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
 
     let node_id = BrokerId(shard.config.node_id);
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut shared: Vec<(Bytes, Piece)> = Vec::new();
+    let mut placeholder_offset = 0usize;
     for (index, target) in targets.iter().enumerate() {
         if !included[index] {
             continue;
         }
         let result = &results[index];
+        let records = match result.records.clone().unwrap_or_default() {
+            Records::Memory(bytes) => {
+                shared.push((bytes.clone(), Piece::Memory(bytes.clone())));
+                bytes
+            }
+            Records::File(slice) => match frame::placeholder(placeholder_offset, slice.len) {
+                Some(stand_in) => {
+                    placeholder_offset += slice.len;
+                    shared.push((stand_in.clone(), Piece::File(slice)));
+                    stand_in
+                }
+                None => read_into_memory(&slice),
+            },
+        };
         let mut partition = PartitionData::default()
             .with_partition_index(target.partition)
             .with_error_code(result.error_code)
@@ -187,7 +231,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
             .with_last_stable_offset(result.high_watermark)
             .with_aborted_transactions(Some(Vec::new()))
             .with_preferred_read_replica(BrokerId(-1))
-            .with_records(Some(result.records.clone().unwrap_or_default()));
+            .with_records(Some(records));
         // Fields newer than the request's version must keep their defaults.
         if version >= 5 {
             partition.log_start_offset = result.log_start_offset;
@@ -212,11 +256,29 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
             topic.partitions.push(partition);
         }
     }
-    FetchResponse::default()
-        .with_throttle_time_ms(0)
-        .with_error_code(error_code::NONE)
-        .with_session_id(if version >= 7 { session_id } else { 0 })
-        .with_responses(topics)
+    FetchOutput {
+        response: FetchResponse::default()
+            .with_throttle_time_ms(0)
+            .with_error_code(error_code::NONE)
+            .with_session_id(if version >= 7 { session_id } else { 0 })
+            .with_responses(topics),
+        shared,
+    }
+}
+
+/// The bytes of a file range, for the rare response too large for the placeholder space. They
+/// were in the page cache a moment ago; an error gives the partition no records this time
+/// (the consumer fetches again).
+fn read_into_memory(slice: &FileSlice) -> Bytes {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; slice.len];
+    match slice.file.read_exact_at(&mut buf, slice.position) {
+        Ok(()) => Bytes::from(buf),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read records for a fetch response");
+            Bytes::new()
+        }
+    }
 }
 
 /// Applies the request to the session cache and returns the partitions to read.
@@ -373,7 +435,7 @@ async fn read_owned(shard: Rc<Shard>, items: Vec<ReadItem>, max_bytes: usize) ->
                     crate::tier::RemoteRead::Records(records) => {
                         return ReadResult {
                             error_code: error_code::NONE,
-                            records: Some(records),
+                            records: Some(Records::Memory(records)),
                             high_watermark: log.high_watermark(),
                             log_start_offset: crate::tier::earliest_offset(&shard, &partition)
                                 .await,
@@ -390,7 +452,10 @@ async fn read_owned(shard: Rc<Shard>, items: Vec<ReadItem>, max_bytes: usize) ->
                     }
                 }
             }
-            match log.read(item.fetch_offset, limit).await {
+            match log
+                .read_shared(item.fetch_offset, limit, sendfile_min_bytes())
+                .await
+            {
                 Ok(outcome) => ReadResult {
                     error_code: error_code::NONE,
                     records: Some(outcome.records),
@@ -429,7 +494,7 @@ fn trim_to_max_bytes(results: &mut [ReadResult], max_bytes: usize) {
             continue;
         }
         if total > 0 && total + size > max_bytes {
-            result.records = Some(Bytes::new());
+            result.records = Some(Records::default());
         } else {
             total += size;
         }

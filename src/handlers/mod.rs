@@ -40,10 +40,9 @@ mod util;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use bytes::Bytes;
 use kafka_protocol::messages::{RequestHeader, RequestKind};
 
-use crate::protocol::frame::{encode_response, encode_response_sharing, Frame};
+use crate::protocol::frame::{self, encode_response, encode_response_sharing, Frame};
 use crate::server::Shard;
 
 /// Handles one request. `Ok(None)` means no response is sent (Produce with acks=0); `Err`
@@ -66,7 +65,7 @@ pub async fn handle(
     macro_rules! reply {
         ($response:expr) => {
             encode_response(correlation_id, version, &$response)
-                .map(|bytes| Some(vec![bytes]))
+                .map(|bytes| Some(frame::single(bytes)))
                 .map_err(|e| format!("encoding the response failed: {e}"))
         };
     }
@@ -79,14 +78,8 @@ pub async fn handle(
         },
         RequestKind::Fetch(request) => {
             // Record data is referenced from the read buffers, not copied into the frame.
-            let response = fetch::handle(&shard, request, version).await;
-            let shared: Vec<Bytes> = response
-                .responses
-                .iter()
-                .flat_map(|topic| topic.partitions.iter())
-                .filter_map(|partition| partition.records.clone())
-                .collect();
-            encode_response_sharing(correlation_id, version, &response, shared)
+            let output = fetch::handle(&shard, request, version).await;
+            encode_response_sharing(correlation_id, version, &output.response, output.shared)
                 .map(Some)
                 .map_err(|e| format!("encoding the response failed: {e}"))
         }

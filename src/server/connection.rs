@@ -12,13 +12,15 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::Decodable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tidelog_storage::FileSlice;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
@@ -26,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::shard::Shard;
 use crate::handlers;
+use crate::protocol::frame::Piece;
 use crate::protocol::{api, frame};
 
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
@@ -173,7 +176,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
             }
         };
         let pending = match prepare(frame) {
-            Ok(Prepared::Immediate(bytes)) => Pending::Ready(vec![bytes]),
+            Ok(Prepared::Immediate(bytes)) => Pending::Ready(frame::single(bytes)),
             Ok(Prepared::Request(request)) => {
                 let (header, request) = *request;
                 let is_produce = matches!(request, RequestKind::Produce(_));
@@ -269,20 +272,46 @@ fn prepare(mut frame: Bytes) -> Result<Prepared, String> {
     Ok(Prepared::Request(Box::new((header, request))))
 }
 
-/// Writes a frame's pieces with vectored writes (one syscall for the usual case).
-async fn write_frame(writer: &mut OwnedWriteHalf, frame: &[Bytes]) -> std::io::Result<()> {
+/// Writes a frame: runs of in-memory pieces with vectored writes (one syscall for the usual
+/// case), file ranges with `sendfile`.
+async fn write_frame(writer: &mut OwnedWriteHalf, frame: &[Piece]) -> std::io::Result<()> {
+    let mut start = 0;
+    while start < frame.len() {
+        if let Piece::File(slice) = &frame[start] {
+            send_file(writer, slice).await?;
+            start += 1;
+            continue;
+        }
+        let end = frame[start..]
+            .iter()
+            .position(|piece| matches!(piece, Piece::File(_)))
+            .map_or(frame.len(), |i| start + i);
+        let run: Vec<&[u8]> = frame[start..end]
+            .iter()
+            .map(|piece| match piece {
+                Piece::Memory(bytes) => &bytes[..],
+                Piece::File(_) => &[][..],
+            })
+            .collect();
+        write_all_vectored(writer, &run).await?;
+        start = end;
+    }
+    Ok(())
+}
+
+async fn write_all_vectored(writer: &mut OwnedWriteHalf, parts: &[&[u8]]) -> std::io::Result<()> {
     let mut index = 0;
     let mut offset = 0;
     loop {
-        while index < frame.len() && offset >= frame[index].len() {
+        while index < parts.len() && offset >= parts[index].len() {
             index += 1;
             offset = 0;
         }
-        if index >= frame.len() {
+        if index >= parts.len() {
             return Ok(());
         }
-        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&frame[index][offset..])
-            .chain(frame[index + 1..].iter().map(|b| &b[..]))
+        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&parts[index][offset..])
+            .chain(parts[index + 1..].iter().copied())
             .take(64)
             .map(std::io::IoSlice::new)
             .collect();
@@ -290,8 +319,8 @@ async fn write_frame(writer: &mut OwnedWriteHalf, frame: &[Bytes]) -> std::io::R
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        while written > 0 && index < frame.len() {
-            let rest = frame[index].len() - offset;
+        while written > 0 && index < parts.len() {
+            let rest = parts[index].len() - offset;
             if written >= rest {
                 written -= rest;
                 index += 1;
@@ -302,6 +331,51 @@ async fn write_frame(writer: &mut OwnedWriteHalf, frame: &[Bytes]) -> std::io::R
             }
         }
     }
+}
+
+/// Sends a range of a segment file with `sendfile(2)`: the kernel hands page-cache pages to
+/// the socket, with no copy through user space. The socket is non-blocking; on a full send
+/// buffer this waits for writability like any other write. A file shorter than the range (it
+/// cannot be, for bytes below the high watermark) is an error that closes the connection:
+/// the frame's length was already promised.
+async fn send_file(writer: &mut OwnedWriteHalf, slice: &FileSlice) -> std::io::Result<()> {
+    let stream: &TcpStream = writer.as_ref();
+    let socket = stream.as_raw_fd();
+    let file = slice.file.as_raw_fd();
+    let mut position = slice.position as libc::off_t;
+    let mut remaining = slice.len;
+    while remaining > 0 {
+        let count = remaining.min(1 << 30);
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            let mut offset = position;
+            // SAFETY: both descriptors are open for the duration of the call (the stream is
+            // borrowed, the file held by `slice`); `offset` is a live local.
+            let sent = unsafe { libc::sendfile(socket, file, &mut offset, count) };
+            if sent < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(sent as usize)
+            }
+        });
+        match sent {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment file ended before the range a fetch response promised",
+                ))
+            }
+            Ok(sent) => {
+                position += sent as libc::off_t;
+                remaining -= sent;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                stream.writable().await?;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Pending>) {
@@ -321,7 +395,8 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<P
             },
         };
         if let Some(frame) = response {
-            if write_frame(&mut writer, &frame).await.is_err() {
+            if let Err(error) = write_frame(&mut writer, &frame).await {
+                tracing::debug!(%error, "cannot write a response; closing connection");
                 break;
             }
         }

@@ -35,6 +35,21 @@ impl OffsetIndex {
         }
     }
 
+    /// The last entry at or below `relative_offset`: (relative offset, position).
+    pub fn floor_entry(&self, relative_offset: u32) -> Option<(u32, u32)> {
+        let index = self.entries.partition_point(|&(o, _)| o <= relative_offset);
+        index.checked_sub(1).map(|i| self.entries[i])
+    }
+
+    /// The largest indexed batch position in `(after, up_to]`: a batch boundary.
+    pub fn last_position_in(&self, after: u32, up_to: u32) -> Option<u32> {
+        let index = self.entries.partition_point(|&(_, p)| p <= up_to);
+        index
+            .checked_sub(1)
+            .map(|i| self.entries[i].1)
+            .filter(|&p| p > after)
+    }
+
     /// Drops entries at or above `relative_offset` (the log was cut back there).
     pub fn truncate_from(&mut self, relative_offset: u32) {
         self.entries.retain(|&(o, _)| o < relative_offset);
@@ -163,6 +178,21 @@ mod tests {
         assert_eq!(decoded.lookup(24), 4100);
         assert!(OffsetIndex::decode(&index.encode(), 8000).is_none());
         assert!(OffsetIndex::decode(&[0; 7], 100).is_none());
+    }
+
+    #[test]
+    fn boundaries_are_found_between_positions() {
+        let mut index = OffsetIndex::default();
+        index.push(0, 0);
+        index.push(10, 4100);
+        index.push(25, 8300);
+        assert_eq!(index.floor_entry(9), Some((0, 0)));
+        assert_eq!(index.floor_entry(25), Some((25, 8300)));
+        assert_eq!(index.last_position_in(0, 8299), Some(4100));
+        assert_eq!(index.last_position_in(0, 8300), Some(8300));
+        assert_eq!(index.last_position_in(4100, 8299), None);
+        assert_eq!(index.last_position_in(0, 4099), None);
+        assert_eq!(OffsetIndex::default().floor_entry(3), None);
     }
 
     #[test]

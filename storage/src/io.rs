@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
@@ -79,7 +80,7 @@ impl IoDriver {
     }
 
     /// Writes all of `buf` at `offset` (retrying short writes).
-    pub async fn write_at(&self, file: &Rc<File>, offset: u64, buf: Bytes) -> std::io::Result<()> {
+    pub async fn write_at(&self, file: &Arc<File>, offset: u64, buf: Bytes) -> std::io::Result<()> {
         match &self.engine {
             Engine::Uring(uring) => {
                 let mut written = 0usize;
@@ -101,7 +102,7 @@ impl IoDriver {
                 Ok(())
             }
             Engine::Portable => {
-                let file = file.try_clone()?;
+                let file = Arc::clone(file);
                 blocking(move || file.write_all_at(&buf, offset)).await
             }
         }
@@ -110,7 +111,7 @@ impl IoDriver {
     /// Reads up to `len` bytes at `offset`; shorter only at end of file.
     pub async fn read_at(
         &self,
-        file: &Rc<File>,
+        file: &Arc<File>,
         offset: u64,
         len: usize,
     ) -> std::io::Result<Bytes> {
@@ -141,7 +142,7 @@ impl IoDriver {
                 Ok(buf.freeze())
             }
             Engine::Portable => {
-                let file = file.try_clone()?;
+                let file = Arc::clone(file);
                 blocking(move || {
                     let mut buf = vec![0u8; len];
                     let mut filled = 0usize;
@@ -162,7 +163,7 @@ impl IoDriver {
     }
 
     /// fdatasync of `file`.
-    pub async fn fdatasync(&self, file: &Rc<File>) -> std::io::Result<()> {
+    pub async fn fdatasync(&self, file: &Arc<File>) -> std::io::Result<()> {
         match &self.engine {
             Engine::Uring(uring) => {
                 let entry = opcode::Fsync::new(types::Fd(file.as_raw_fd()))
@@ -172,7 +173,7 @@ impl IoDriver {
                 Ok(())
             }
             Engine::Portable => {
-                let file = file.try_clone()?;
+                let file = Arc::clone(file);
                 blocking(move || file.sync_data()).await
             }
         }
@@ -211,7 +212,7 @@ enum OpState {
 struct Op {
     state: OpState,
     buf: OpBuf,
-    _file: Rc<File>,
+    _file: Arc<File>,
 }
 
 struct Uring {
@@ -312,7 +313,7 @@ impl Uring {
     }
 
     /// Queues `entry` and submits it to the kernel without waiting.
-    fn push(&self, entry: squeue::Entry, buf: OpBuf, file: Rc<File>) -> std::io::Result<u64> {
+    fn push(&self, entry: squeue::Entry, buf: OpBuf, file: Arc<File>) -> std::io::Result<u64> {
         let user_data = self.next_user_data.get();
         self.next_user_data.set(user_data.wrapping_add(1));
         let entry = entry.user_data(user_data);
@@ -378,7 +379,7 @@ async fn submit(
     uring: &Rc<Uring>,
     entry: squeue::Entry,
     buf: OpBuf,
-    file: Rc<File>,
+    file: Arc<File>,
 ) -> std::io::Result<(usize, OpBuf)> {
     let mut buf = Some(buf);
     loop {

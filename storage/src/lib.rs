@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod file_slice;
 pub mod io;
 pub mod log;
 pub mod producer;
@@ -22,6 +23,9 @@ mod segment;
 pub use batch::{BatchError, BatchHeader};
 pub use config::{FsyncPolicy, LogConfig, TimestampType};
 pub use error::{Result, StorageError};
+pub use file_slice::{FileSlice, Records};
 pub use io::{IoDriver, IoEngine};
-pub use log::{AppendOutcome, Log, ReadOutcome, SealedSegmentInfo, TimestampLookup};
+pub use log::{
+    AppendOutcome, Log, ReadOutcome, SealedSegmentInfo, SharedReadOutcome, TimestampLookup,
+};
 pub use producer::{ProducerError, ProducerSummary};

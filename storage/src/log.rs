@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
@@ -19,6 +20,7 @@ use crate::batch::{
 };
 use crate::config::{FsyncPolicy, LogConfig, TimestampType};
 use crate::error::{Result, StorageError};
+use crate::file_slice::{is_cached, FileSlice, Records};
 use crate::io::IoDriver;
 use crate::producer::{
     list_snapshots, snapshot_path, ProducerStateMap, ProducerSummary, SequenceCheck,
@@ -179,6 +181,68 @@ pub struct ReadOutcome {
 pub struct TimestampLookup {
     pub offset: i64,
     pub timestamp_ms: i64,
+}
+
+/// What `read_shared` returns.
+#[derive(Debug, Clone)]
+pub struct SharedReadOutcome {
+    pub records: Records,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// A read whose batch boundaries the offset index gives.
+struct IndexedRead {
+    file: Arc<File>,
+    path: PathBuf,
+    position: u64,
+    len: usize,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+/// Plans a read of whole batches from `offset` within its segment, up to `max_bytes`, from the
+/// offset index alone: `offset` must start an indexed batch, and the read ends at an indexed
+/// batch boundary or at the high watermark's position. None when the index cannot tell (then
+/// the caller parses the bytes instead).
+fn plan_indexed_read(state: &State, offset: i64, max_bytes: usize) -> Option<IndexedRead> {
+    if state.rewind_to.is_some() {
+        return None; // a cut-back is pending: positions above the high watermark may move
+    }
+    let (&base, segment) = state.segments.range(..=offset).next_back()?;
+    let relative = u32::try_from(offset - base).ok()?;
+    let (entry_offset, position) = segment.offset_index.floor_entry(relative)?;
+    if entry_offset != relative {
+        return None;
+    }
+    // Bytes below the high watermark: up to the first write not yet folded into it, when
+    // that write is in this segment.
+    let readable_end = match state.writes.values().next() {
+        Some(write) if write.segment_base == base => write.position,
+        Some(write) if write.segment_base < base => return None,
+        _ => segment.size_bytes,
+    };
+    let position = position as u64;
+    if position >= readable_end {
+        return None;
+    }
+    let limit = position.saturating_add(max_bytes as u64);
+    let end = if readable_end <= limit {
+        readable_end
+    } else {
+        let up_to = u32::try_from(limit).unwrap_or(u32::MAX);
+        segment
+            .offset_index
+            .last_position_in(position as u32, up_to)? as u64
+    };
+    Some(IndexedRead {
+        file: segment.file.clone(),
+        path: segment.path.clone(),
+        position,
+        len: usize::try_from(end - position).ok()?,
+        high_watermark: state.high_watermark,
+        log_start_offset: state.log_start_offset,
+    })
 }
 
 impl Log {
@@ -386,8 +450,8 @@ impl Log {
     /// The partition directory, opened for an fsync of its entries. Opened on demand (segment
     /// creation, checkpoints, close) rather than held, so that a partition costs one open file
     /// (its active segment) and 10,000 partitions fit common descriptor limits.
-    fn open_dir(&self) -> std::io::Result<Rc<File>> {
-        File::open(&self.dir).map(Rc::new)
+    fn open_dir(&self) -> std::io::Result<Arc<File>> {
+        File::open(&self.dir).map(Arc::new)
     }
 
     fn this(&self) -> Rc<Log> {
@@ -733,7 +797,7 @@ impl Log {
         let durable = state.durable_offset;
         // Every segment holding offsets in [durable, covered): usually only the active one,
         // two around a roll.
-        let files: Vec<Rc<File>> = state
+        let files: Vec<Arc<File>> = state
             .segments
             .values()
             .filter(|s| s.base_offset < covered && s.next_offset > durable)
@@ -900,6 +964,69 @@ impl Log {
                 _ => return Ok(outcome(Bytes::new())),
             }
         }
+    }
+
+    /// Like `read`, for serving consumers: when the read starts at a batch the offset index
+    /// names exactly (every batch of a log written in batches of at least
+    /// `index_interval_bytes`, as bulk producers write), the batch boundaries come from the index
+    /// and the bytes are not parsed; if there are at least `min_file_bytes` of them and they are
+    /// all in the page cache, they come back as a range of the segment file, to be sent with
+    /// `sendfile` without passing through user space. Every other case is `read`.
+    pub async fn read_shared(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_file_bytes: usize,
+    ) -> Result<SharedReadOutcome> {
+        let planned = {
+            let state = self.state.borrow();
+            state.check_usable(&self.dir)?;
+            if offset < state.log_start_offset || offset > state.high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: state.log_start_offset,
+                    log_end_offset: state.high_watermark,
+                });
+            }
+            if offset == state.high_watermark {
+                return Ok(SharedReadOutcome {
+                    records: Records::default(),
+                    high_watermark: state.high_watermark,
+                    log_start_offset: state.log_start_offset,
+                });
+            }
+            plan_indexed_read(&state, offset, max_bytes)
+        };
+        let fallback = |outcome: ReadOutcome| SharedReadOutcome {
+            records: Records::Memory(outcome.records),
+            high_watermark: outcome.high_watermark,
+            log_start_offset: outcome.log_start_offset,
+        };
+        let Some(plan) = planned else {
+            return self.read(offset, max_bytes).await.map(fallback);
+        };
+        let outcome = |records: Records| SharedReadOutcome {
+            records,
+            high_watermark: plan.high_watermark,
+            log_start_offset: plan.log_start_offset,
+        };
+        if plan.len >= min_file_bytes && is_cached(&plan.file, plan.position, plan.len) {
+            return Ok(outcome(Records::File(FileSlice {
+                file: plan.file,
+                position: plan.position,
+                len: plan.len,
+            })));
+        }
+        let bytes = self
+            .io
+            .read_at(&plan.file, plan.position, plan.len)
+            .await
+            .map_err(|e| io_error(&plan.path, e))?;
+        if bytes.len() != plan.len {
+            // Shorter than the index promised: let the parsing read decide what is there.
+            return self.read(offset, max_bytes).await.map(fallback);
+        }
+        Ok(outcome(Records::Memory(bytes)))
     }
 
     /// Like `wait_for_offset`, for an offset that was appended: also resolves when a cut-back
@@ -1238,7 +1365,7 @@ impl Log {
         let file = File::create(&temporary).map_err(|e| io_error(&temporary, e))?;
         std::io::Write::write_all(&mut &file, value.to_string().as_bytes())
             .map_err(|e| io_error(&temporary, e))?;
-        let file = Rc::new(file);
+        let file = Arc::new(file);
         self.io
             .fdatasync(&file)
             .await

@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -33,7 +33,7 @@ pub fn file_path(dir: &Path, base_offset: i64, extension: &str) -> PathBuf {
 pub struct Segment {
     pub base_offset: i64,
     pub path: PathBuf,
-    pub file: Rc<File>,
+    pub file: Arc<File>,
     /// Bytes reserved by appends (written or in flight); the next append goes here.
     pub size_bytes: u64,
     /// One past the last offset appended to this segment.
@@ -77,7 +77,7 @@ impl Segment {
         Segment {
             base_offset,
             path,
-            file: Rc::new(file),
+            file: Arc::new(file),
             size_bytes,
             next_offset: base_offset,
             offset_index: OffsetIndex::default(),

@@ -1,7 +1,6 @@
 //! The I/O driver on both engines: many operations in flight (more than the ring holds),
 //! futures dropped mid-flight, short reads at end of file.
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,7 +20,7 @@ fn many_writes_in_flight_and_dropped_futures() {
         run(async {
             let dir = tempfile::tempdir().unwrap();
             let io = IoDriver::new(engine).unwrap();
-            let file = Rc::new(
+            let file = std::sync::Arc::new(
                 std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)

@@ -493,3 +493,112 @@ fn a_gap_left_by_a_crash_during_a_roll_is_closed() {
         });
     }
 }
+
+/// The bytes a shared read stands for, whether in memory or a range of a segment file.
+fn materialize(records: &tidelog_storage::Records) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    match records {
+        tidelog_storage::Records::Memory(bytes) => bytes.to_vec(),
+        tidelog_storage::Records::File(slice) => {
+            let mut buf = vec![0u8; slice.len];
+            slice
+                .file
+                .read_exact_at(&mut buf, slice.position)
+                .expect("the slice lies inside its file");
+            buf
+        }
+    }
+}
+
+#[test]
+fn shared_reads_are_whole_batches_below_the_high_watermark() {
+    for engine in ENGINES {
+        run(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("topic-0");
+            let io = driver(engine);
+            let config = LogConfig {
+                segment_bytes: 16 * 1024,
+                index_interval_bytes: 256,
+                ..LogConfig::default()
+            };
+            let log = Log::open(&path, config, io.clone()).await.unwrap();
+            // Batches from ~30 B to ~700 B: some indexed, some not, across several segments.
+            for i in 0..200 {
+                log.append(
+                    batch("value-bytes", i % 40 + 1, 1_000 + i as i64),
+                    5_000,
+                    true,
+                )
+                .await
+                .unwrap();
+            }
+            let end = log.high_watermark();
+            assert!(log.segment_base_offsets().len() > 3, "segments rolled");
+            let mut file_slices = 0;
+            for offset in 0..end {
+                for max_bytes in [1, 700, 5_000, 1 << 20] {
+                    let parsed = log.read(offset, max_bytes).await.unwrap().records;
+                    for min_file_bytes in [0, usize::MAX] {
+                        let shared = log
+                            .read_shared(offset, max_bytes, min_file_bytes)
+                            .await
+                            .unwrap();
+                        if matches!(shared.records, tidelog_storage::Records::File(_)) {
+                            assert_eq!(min_file_bytes, 0);
+                            file_slices += 1;
+                        }
+                        let bytes = materialize(&shared.records);
+                        // A non-empty prefix of what the parsing read returns: whole batches,
+                        // the first holding `offset`, within `max_bytes` unless it is one batch.
+                        assert!(!bytes.is_empty(), "offset {offset} max {max_bytes}");
+                        assert!(
+                            parsed.starts_with(&bytes),
+                            "offset {offset} max {max_bytes}"
+                        );
+                        let batches: Vec<_> = BatchIter::new(&bytes).collect();
+                        assert_eq!(
+                            batches.last().map(|(_, r)| r.end),
+                            Some(bytes.len()),
+                            "whole batches"
+                        );
+                        let (first, _) = &batches[0];
+                        assert!(first.base_offset <= offset && offset <= first.last_offset());
+                        assert!(batches.len() == 1 || bytes.len() <= max_bytes);
+                        assert_eq!(shared.high_watermark, end);
+                    }
+                }
+            }
+            assert!(
+                file_slices > 0,
+                "indexed, cached reads come back as file ranges"
+            );
+            assert!(log
+                .read_shared(end, 100, 0)
+                .await
+                .unwrap()
+                .records
+                .is_empty());
+            assert!(matches!(
+                log.read_shared(end + 1, 100, 0).await,
+                Err(StorageError::OffsetOutOfRange { .. })
+            ));
+
+            // A write in flight is not readable: nothing past the reported high watermark.
+            let mut pending = Box::pin(log.append(batch("late", 30, 9_000), 9_000, true));
+            std::future::poll_fn(|cx| {
+                let _ = pending.as_mut().poll(cx);
+                std::task::Poll::Ready(())
+            })
+            .await;
+            let last_base = log.segment_base_offsets().last().copied().unwrap();
+            let shared = log.read_shared(last_base, 1 << 20, 0).await.unwrap();
+            let bytes = materialize(&shared.records);
+            for (header, _) in BatchIter::new(&bytes) {
+                assert!(header.last_offset() < shared.high_watermark);
+            }
+            pending.await.unwrap();
+            log.close().await.unwrap();
+        });
+    }
+}
