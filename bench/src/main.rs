@@ -1028,6 +1028,9 @@ mod load {
         /// Due inside the window but never sent (the producer fell behind its schedule).
         unsent_due: u64,
         ack_latency: Histogram<u64>,
+        /// Per produce request, from writing it to reading its response: the broker's
+        /// answer time, without the client-side batching wait that message latency includes.
+        request_latency: Histogram<u64>,
     }
 
     struct ConsumeTally {
@@ -1133,6 +1136,7 @@ mod load {
             requests: 0,
             unsent_due: 0,
             ack_latency: new_histogram(),
+            request_latency: new_histogram(),
         };
         for task in producer_tasks {
             let tally = task.await??;
@@ -1140,6 +1144,7 @@ mod load {
             produced.requests += tally.requests;
             produced.unsent_due += tally.unsent_due;
             produced.ack_latency.add(&tally.ack_latency)?;
+            produced.request_latency.add(&tally.request_latency)?;
         }
         // Consumers stop once they reach the log end as of the producers' end.
         let mut ends = Vec::new();
@@ -1205,6 +1210,10 @@ mod load {
         }
         if args.acks != 0 {
             println!("  send→ack       {}", histogram_line(&produced.ack_latency));
+            println!(
+                "  request→resp.  {}",
+                histogram_line(&produced.request_latency)
+            );
         }
         if args.consumers > 0 {
             println!("  send→consume   {}", histogram_line(&consumed.e2e_latency));
@@ -1241,6 +1250,7 @@ mod load {
                 "unsent_due_messages": produced.unsent_due,
                 "rate_kept": !behind,
                 "ack_latency": histogram_json(&produced.ack_latency),
+                "request_latency": histogram_json(&produced.request_latency),
                 "consume_messages": consumed.messages,
                 "consume_msgs_per_s": consumed.messages as f64 / window_s,
                 "e2e_latency": histogram_json(&consumed.e2e_latency),
@@ -1300,6 +1310,7 @@ mod load {
             let topic = args.topic.clone();
             tokio::spawn(async move {
                 let mut histogram = new_histogram();
+                let mut request_histogram = new_histogram();
                 let mut messages = 0u64;
                 let mut body = Vec::new();
                 let read_all = async {
@@ -1325,6 +1336,9 @@ mod load {
                             result.error_code
                         );
                         permits.add_permits(1);
+                        if clock.in_window(sent.sent_us) {
+                            request_histogram.record(now_us.saturating_sub(sent.sent_us).max(1))?;
+                        }
                         for index in sent.first_index..sent.first_index + sent.count {
                             let due_us = if clock.interval_us > 0.0 {
                                 clock.due_us(index)
@@ -1345,7 +1359,7 @@ mod load {
                     permits.close();
                     return Err(error);
                 }
-                Ok::<_, anyhow::Error>((messages, histogram))
+                Ok::<_, anyhow::Error>((messages, histogram, request_histogram))
             })
         };
 
@@ -1472,7 +1486,7 @@ mod load {
         }
         drop(sent_tx);
         let unsent_due = due_in_window.saturating_sub(sent_count);
-        let (acked, ack_latency) = acks_task.await??;
+        let (acked, ack_latency, request_latency) = acks_task.await??;
         Ok(ProduceTally {
             messages: if args.acks == 0 {
                 acks0_messages
@@ -1482,6 +1496,7 @@ mod load {
             requests,
             unsent_due,
             ack_latency,
+            request_latency,
         })
     }
 

@@ -16,7 +16,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::Decodable;
 use tidelog_storage::FileSlice;
@@ -228,14 +228,17 @@ async fn read_frame(
             max: max_request_bytes,
         });
     }
-    let mut body = BytesMut::zeroed(size as usize);
-    match reader.read_exact(&mut body).await {
-        Ok(_) => Ok(Some(body.freeze())),
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(FrameError::Truncated)
+    // Read into spare capacity rather than a zeroed buffer: a produce frame is megabytes,
+    // and zeroing it first would cost as much as a copy.
+    let size = size as usize;
+    let mut body = BytesMut::with_capacity(size);
+    while body.len() < size {
+        let wanted = size - body.len();
+        if reader.read_buf(&mut (&mut body).limit(wanted)).await? == 0 {
+            return Err(FrameError::Truncated);
         }
-        Err(error) => Err(error.into()),
     }
+    Ok(Some(body.freeze()))
 }
 
 enum Prepared {

@@ -24,6 +24,8 @@ use tokio::io::Interest;
 
 /// Submission queue entries per ring: bounds how many operations one `submit` hands over.
 const RING_ENTRIES: u32 = 256;
+/// Most pieces one vectored write takes (the kernel's IOV_MAX).
+const MAX_IOVECS: usize = 1024;
 /// Completion queue entries: more operations may be in flight than the submission queue
 /// holds; past this the kernel buffers completions (IORING_FEAT_NODROP) and `reap` flushes.
 const CQ_ENTRIES: u32 = 4096;
@@ -104,6 +106,75 @@ impl IoDriver {
             Engine::Portable => {
                 let file = Arc::clone(file);
                 blocking(move || file.write_all_at(&buf, offset)).await
+            }
+        }
+    }
+
+    /// Writes `pieces` back to back at `offset` (one vectored write for the usual case,
+    /// retrying short writes): a batch whose header was rewritten goes out as the new header
+    /// bytes plus the untouched rest of the received buffer, without copying it.
+    pub async fn write_pieces_at(
+        &self,
+        file: &Arc<File>,
+        offset: u64,
+        pieces: Vec<Bytes>,
+    ) -> std::io::Result<()> {
+        match &self.engine {
+            Engine::Uring(uring) => {
+                let total: usize = pieces.iter().map(Bytes::len).sum();
+                let mut written = 0usize;
+                while written < total {
+                    // The pieces not yet written, the first one trimmed.
+                    let mut skip = written;
+                    let mut rest: Vec<Bytes> = Vec::new();
+                    for piece in &pieces {
+                        if skip >= piece.len() {
+                            skip -= piece.len();
+                            continue;
+                        }
+                        rest.push(piece.slice(skip..));
+                        skip = 0;
+                        if rest.len() == MAX_IOVECS {
+                            break;
+                        }
+                    }
+                    let iovecs: Vec<libc::iovec> = rest
+                        .iter()
+                        .map(|piece| libc::iovec {
+                            iov_base: piece.as_ptr() as *mut libc::c_void,
+                            iov_len: piece.len(),
+                        })
+                        .collect();
+                    // SAFETY of the pointers: the iovec array and the pieces move into the
+                    // in-flight table together; neither heap allocation moves or is freed
+                    // before the kernel is done with them.
+                    let entry = opcode::Writev::new(
+                        types::Fd(file.as_raw_fd()),
+                        iovecs.as_ptr(),
+                        iovecs.len() as u32,
+                    )
+                    .offset(offset + written as u64)
+                    .build();
+                    let (result, _) =
+                        submit(uring, entry, OpBuf::Writev(rest, iovecs), file.clone()).await?;
+                    if result == 0 {
+                        return Err(std::io::ErrorKind::WriteZero.into());
+                    }
+                    written += result;
+                }
+                Ok(())
+            }
+            Engine::Portable => {
+                let file = Arc::clone(file);
+                blocking(move || {
+                    let mut at = offset;
+                    for piece in &pieces {
+                        file.write_all_at(piece, at)?;
+                        at += piece.len() as u64;
+                    }
+                    Ok(())
+                })
+                .await
             }
         }
     }
@@ -196,6 +267,11 @@ enum OpBuf {
     None,
     /// Held only so the kernel's source bytes outlive the write.
     Write(#[allow(dead_code)] Bytes),
+    /// The same for a vectored write: the pieces and the iovec array that points into them.
+    Writev(
+        #[allow(dead_code)] Vec<Bytes>,
+        #[allow(dead_code)] Vec<libc::iovec>,
+    ),
     Read(BytesMut),
 }
 

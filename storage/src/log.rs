@@ -183,6 +183,10 @@ pub struct TimestampLookup {
     pub timestamp_ms: i64,
 }
 
+/// Appends at least this large are written from the received buffer in pieces instead of
+/// being copied (below it, the copy costs less than the longer iovec list).
+const VECTORED_APPEND_MIN_BYTES: usize = 64 * 1024;
+
 /// What `read_shared` returns.
 #[derive(Debug, Clone)]
 pub struct SharedReadOutcome {
@@ -524,20 +528,33 @@ impl Log {
                 self.roll(&mut state)?;
             }
             let log_append_time = config.message_timestamp_type == TimestampType::LogAppendTime;
-            // The one copy of the batch bytes: offsets (and timestamps) are rewritten in it.
-            let mut bytes = BytesMut::from(&records[..]);
+            // Base offsets (and, for LogAppendTime, timestamps and CRCs) are rewritten. Small
+            // appends, and LogAppendTime ones, are copied once and rewritten in the copy; large
+            // ones keep the received bytes and go out as pieces, each batch's new 8-byte base
+            // offset followed by the rest of the batch as received (one vectored write).
+            let mut copy = (log_append_time || records.len() < VECTORED_APPEND_MIN_BYTES)
+                .then(|| BytesMut::from(&records[..]));
+            let mut pieces: Vec<Bytes> = Vec::new();
             let base_offset = state.log_end_offset;
             let mut offset = base_offset;
             let mut at = 0usize;
             let mut stamped = Vec::with_capacity(headers.len());
             for header in &headers {
-                let batch = &mut bytes[at..at + header.total_len()];
-                set_base_offset(batch, offset);
                 let mut header = *header;
                 header.base_offset = offset;
-                if log_append_time {
-                    set_log_append_time(batch, now_ms);
-                    header.max_timestamp = now_ms;
+                match copy.as_mut() {
+                    Some(bytes) => {
+                        let batch = &mut bytes[at..at + header.total_len()];
+                        set_base_offset(batch, offset);
+                        if log_append_time {
+                            set_log_append_time(batch, now_ms);
+                            header.max_timestamp = now_ms;
+                        }
+                    }
+                    None => {
+                        pieces.push(Bytes::copy_from_slice(&offset.to_be_bytes()));
+                        pieces.push(records.slice(at + 8..at + header.total_len()));
+                    }
                 }
                 stamped.push((header, at as u64));
                 offset += header.last_offset_delta as i64 + 1;
@@ -568,9 +585,12 @@ impl Log {
             );
 
             let log = self.this();
-            let bytes = bytes.freeze();
+            let copy = copy.map(BytesMut::freeze);
             let write = tokio::task::spawn_local(async move {
-                let result = log.io.write_at(&file, position, bytes).await;
+                let result = match copy {
+                    Some(bytes) => log.io.write_at(&file, position, bytes).await,
+                    None => log.io.write_pieces_at(&file, position, pieces).await,
+                };
                 log.complete_write(base_offset, result)
             });
             let outcome = AppendOutcome {
