@@ -59,6 +59,11 @@ pub struct Cli {
     #[arg(long, env = "TIDELOG_IO_ENGINE", value_name = "ENGINE")]
     pub io_engine: Option<String>,
 
+    /// Send page-cached record data of fetches with sendfile (false: copy it through memory)
+    /// [default: true]
+    #[arg(long, env = "TIDELOG_FETCH_SENDFILE", value_name = "BOOL")]
+    pub fetch_sendfile: Option<bool>,
+
     /// When appends are forced to disk: always (acks=all waits for an fdatasync covering
     /// it), interval:<ms> (in the background), or never (left to the kernel); a topic's
     /// flush.ms overrides it [default: always]
@@ -168,6 +173,7 @@ struct FileConfig {
     log_level: Option<String>,
     max_request_bytes: Option<u32>,
     io_engine: Option<String>,
+    fetch_sendfile: Option<bool>,
     fsync: Option<String>,
     group_initial_rebalance_delay_ms: Option<u32>,
     group_min_session_timeout_ms: Option<u32>,
@@ -211,6 +217,8 @@ pub struct BrokerConfig {
     pub log_level: String,
     pub max_request_bytes: u32,
     pub io_engine: IoEngineChoice,
+    /// Fetches send page-cached record bytes with `sendfile` (see `handlers::fetch`).
+    pub fetch_sendfile: bool,
     /// `--fsync`: the default fsync policy of every partition log.
     pub fsync: tidelog_storage::FsyncPolicy,
     /// Requests of one connection being handled at once before reading pauses.
@@ -495,6 +503,7 @@ impl BrokerConfig {
             log_level,
             max_request_bytes,
             io_engine,
+            fetch_sendfile: cli.fetch_sendfile.or(file.fetch_sendfile).unwrap_or(true),
             fsync,
             max_inflight_requests_per_connection: 256,
             fetch_session_cache_slots: 1000,

@@ -78,18 +78,7 @@ enum SessionMode {
 
 /// Record data smaller than this is copied into memory; larger, page-cached data is sent from
 /// its segment file with `sendfile` (below this, the extra syscalls cost more than the copy).
-/// `TIDELOG_FETCH_SENDFILE=off` turns sendfile off (for A/B measurements and as a way out
-/// should a platform misbehave).
-fn sendfile_min_bytes() -> usize {
-    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| {
-        if std::env::var("TIDELOG_FETCH_SENDFILE").is_ok_and(|v| v == "off") {
-            usize::MAX
-        } else {
-            64 * 1024
-        }
-    })
-}
+const SENDFILE_MIN_BYTES: usize = 64 * 1024;
 
 /// A Fetch response and the pieces its records stand for: each partition's `records` is a key
 /// of `shared` (a placeholder where the bytes are still in a segment file), for
@@ -418,6 +407,11 @@ async fn read_all(shard: &Rc<Shard>, items: &[ReadItem], max_bytes: usize) -> Ve
 
 /// Runs on the owning shard.
 async fn read_owned(shard: Rc<Shard>, items: Vec<ReadItem>, max_bytes: usize) -> Vec<ReadResult> {
+    let sendfile_min = if shard.config.fetch_sendfile {
+        SENDFILE_MIN_BYTES
+    } else {
+        usize::MAX
+    };
     let reads = items.into_iter().map(|item| {
         let partition = shard.partition(&item.topic_id, item.partition);
         let shard = shard.clone();
@@ -453,7 +447,7 @@ async fn read_owned(shard: Rc<Shard>, items: Vec<ReadItem>, max_bytes: usize) ->
                 }
             }
             match log
-                .read_shared(item.fetch_offset, limit, sendfile_min_bytes())
+                .read_shared(item.fetch_offset, limit, sendfile_min)
                 .await
             {
                 Ok(outcome) => ReadResult {
