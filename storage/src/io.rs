@@ -83,31 +83,7 @@ impl IoDriver {
 
     /// Writes all of `buf` at `offset` (retrying short writes).
     pub async fn write_at(&self, file: &Arc<File>, offset: u64, buf: Bytes) -> std::io::Result<()> {
-        match &self.engine {
-            Engine::Uring(uring) => {
-                let mut written = 0usize;
-                while written < buf.len() {
-                    let chunk = buf.slice(written..);
-                    // Lengths above u32 are split; the kernel caps a single write anyway.
-                    let len = chunk.len().min(u32::MAX as usize >> 1) as u32;
-                    let entry =
-                        opcode::Write::new(types::Fd(file.as_raw_fd()), chunk.as_ptr(), len)
-                            .offset(offset + written as u64)
-                            .build();
-                    let (result, _) =
-                        submit(uring, entry, OpBuf::Write(chunk), file.clone()).await?;
-                    if result == 0 {
-                        return Err(std::io::ErrorKind::WriteZero.into());
-                    }
-                    written += result;
-                }
-                Ok(())
-            }
-            Engine::Portable => {
-                let file = Arc::clone(file);
-                blocking(move || file.write_all_at(&buf, offset)).await
-            }
-        }
+        self.write_pieces_at(file, offset, vec![buf]).await
     }
 
     /// Writes `pieces` back to back at `offset` (one vectored write for the usual case,
@@ -265,9 +241,8 @@ async fn blocking<T: Send + 'static>(
 /// What an in-flight operation keeps alive until its completion arrives.
 enum OpBuf {
     None,
-    /// Held only so the kernel's source bytes outlive the write.
-    Write(#[allow(dead_code)] Bytes),
-    /// The same for a vectored write: the pieces and the iovec array that points into them.
+    /// Held only so that the kernel's source bytes, and the iovec array that points into
+    /// them, outlive the write.
     Writev(
         #[allow(dead_code)] Vec<Bytes>,
         #[allow(dead_code)] Vec<libc::iovec>,

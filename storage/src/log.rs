@@ -111,6 +111,20 @@ impl State {
         self.check_failed(dir)
     }
 
+    /// A read at `offset` may go ahead: the log is usable and `offset` is in
+    /// `[log start, high watermark]`.
+    fn check_readable(&self, dir: &Path, offset: i64) -> Result<()> {
+        self.check_usable(dir)?;
+        if offset < self.log_start_offset || offset > self.high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.high_watermark,
+            });
+        }
+        Ok(())
+    }
+
     fn observe_timestamp(&mut self, max_timestamp: i64, base_offset: i64) {
         if self.max_timestamp.is_none_or(|(t, _)| max_timestamp > t) {
             self.max_timestamp = Some((max_timestamp, base_offset));
@@ -865,14 +879,7 @@ impl Log {
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadOutcome> {
         let (log_start_offset, high_watermark, first_segment, index_interval_bytes) = {
             let state = self.state.borrow();
-            state.check_usable(&self.dir)?;
-            if offset < state.log_start_offset || offset > state.high_watermark {
-                return Err(StorageError::OffsetOutOfRange {
-                    offset,
-                    log_start_offset: state.log_start_offset,
-                    log_end_offset: state.high_watermark,
-                });
-            }
+            state.check_readable(&self.dir, offset)?;
             let first_segment = state
                 .segments
                 .range(..=offset)
@@ -1000,14 +1007,7 @@ impl Log {
     ) -> Result<SharedReadOutcome> {
         let planned = {
             let state = self.state.borrow();
-            state.check_usable(&self.dir)?;
-            if offset < state.log_start_offset || offset > state.high_watermark {
-                return Err(StorageError::OffsetOutOfRange {
-                    offset,
-                    log_start_offset: state.log_start_offset,
-                    log_end_offset: state.high_watermark,
-                });
-            }
+            state.check_readable(&self.dir, offset)?;
             if offset == state.high_watermark {
                 return Ok(SharedReadOutcome {
                     records: Records::default(),
