@@ -553,6 +553,18 @@ pub fn fetch_partition<'a>(
         .ok_or_else(|| anyhow!("Fetch response lacks {topic}-{partition}"))
 }
 
+/// The records a Fetch response holds for `topic`-`partition`; an error if the partition is
+/// missing or answered with an error code.
+pub fn fetched_records(response: &FetchResponse, topic: &str, partition: i32) -> Result<Bytes> {
+    let data = fetch_partition(response, topic, partition)?;
+    ensure!(
+        data.error_code == error_code::NONE,
+        "fetch {topic}-{partition}: error {}",
+        data.error_code
+    );
+    Ok(data.records.clone().unwrap_or_default())
+}
+
 /// A record to put into a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewRecord {

@@ -33,7 +33,7 @@ use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::ApiKey;
 use serde_json::json;
 use tidelog_bench::{
-    build_batch, error_code, fetch_partition, list_offsets_timestamp, produce_partition,
+    build_batch, error_code, fetched_records, list_offsets_timestamp, produce_partition,
     summarize_batches, KafkaClient, NewRecord,
 };
 
@@ -618,14 +618,7 @@ async fn fetch_connection(
             .fetch_many(&wanted, 500, 1, args.fetch_max_bytes)
             .await?;
         for (_, partition, _) in &wanted {
-            let data = fetch_partition(&response, &args.topic, *partition)?;
-            ensure!(
-                data.error_code == error_code::NONE,
-                "fetch {}-{partition}: error {}",
-                args.topic,
-                data.error_code
-            );
-            let records = data.records.clone().unwrap_or_default();
+            let records = fetched_records(&response, &args.topic, *partition)?;
             let position = positions
                 .iter_mut()
                 .find(|(p, _)| p == partition)
@@ -899,7 +892,7 @@ mod load {
     use kafka_protocol::protocol::StrBytes;
     use serde_json::json;
     use tidelog_bench::{
-        decode_response_frame, encode_request_frame, error_code, fetch_partition,
+        decode_response_frame, encode_request_frame, error_code, fetched_records,
         list_offsets_timestamp, produce_partition, summarize_batches, KafkaClient,
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1539,14 +1532,7 @@ mod load {
                 .await?;
             let now_us = clock.now_us();
             for (_, partition, _) in &wanted {
-                let data = fetch_partition(&response, &args.topic, *partition)?;
-                ensure!(
-                    data.error_code == error_code::NONE,
-                    "fetch {}-{partition}: error {}",
-                    args.topic,
-                    data.error_code
-                );
-                let records = data.records.clone().unwrap_or_default();
+                let records = fetched_records(&response, &args.topic, *partition)?;
                 let position = positions
                     .iter_mut()
                     .find(|(p, _)| p == partition)

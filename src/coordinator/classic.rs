@@ -1121,6 +1121,18 @@ mod tests {
         }
     }
 
+    /// A member's SyncGroup with no protocol check and no assignments (a follower's, or a
+    /// leader's that assigns nothing).
+    fn sync_params(member_id: &str, generation: i32) -> SyncParams<'_> {
+        SyncParams {
+            member_id,
+            instance_id: None,
+            generation,
+            protocol: (None, None),
+            assignments: vec![],
+        }
+    }
+
     /// Joins a new member through MEMBER_ID_REQUIRED; returns its member id and receiver.
     fn join_new(
         group: &mut ClassicGroup,
@@ -1175,17 +1187,7 @@ mod tests {
         let mut group = ClassicGroup::new("g".into(), 0);
         let (a, mut rx_a) = join_new(&mut group, &["range", "roundrobin"], now);
         rx_a.try_recv().expect("first join");
-        group.sync(
-            SyncParams {
-                member_id: &a,
-                instance_id: None,
-                generation: 1,
-                protocol: (None, None),
-                assignments: vec![],
-            },
-            now,
-            0,
-        );
+        group.sync(sync_params(&a, 1), now, 0);
         group.complete_sync(1, true, now, 0);
         let (b, mut rx_b) = join_new(&mut group, &["roundrobin", "range"], now);
         assert_eq!(group.state, GroupState::PreparingRebalance);
@@ -1235,28 +1237,8 @@ mod tests {
         let _ = rx_b.try_recv();
         let _ = rx_a.try_recv();
         let generation = group.generation;
-        group.sync(
-            SyncParams {
-                member_id: &a,
-                instance_id: None,
-                generation,
-                protocol: (None, None),
-                assignments: vec![],
-            },
-            now,
-            0,
-        );
-        group.sync(
-            SyncParams {
-                member_id: &b,
-                instance_id: None,
-                generation,
-                protocol: (None, None),
-                assignments: vec![],
-            },
-            now,
-            0,
-        );
+        group.sync(sync_params(&a, generation), now, 0);
+        group.sync(sync_params(&b, generation), now, 0);
         group.complete_sync(generation, true, now, 0);
         assert_eq!(group.state, GroupState::Stable);
         let later = now + Duration::from_secs(11);
@@ -1277,17 +1259,7 @@ mod tests {
         let mut group = ClassicGroup::new("g".into(), 0);
         let (a, mut rx) = join_new(&mut group, &["range"], now);
         rx.try_recv().expect("joined");
-        group.sync(
-            SyncParams {
-                member_id: &a,
-                instance_id: None,
-                generation: 1,
-                protocol: (None, None),
-                assignments: vec![],
-            },
-            now,
-            0,
-        );
+        group.sync(sync_params(&a, 1), now, 0);
         group.complete_sync(1, true, now, 0);
         assert_eq!(group.leave(&a, None, now, 0), error_code::NONE);
         assert_eq!(group.state, GroupState::Empty);
@@ -1368,17 +1340,7 @@ mod tests {
         assert_eq!(group.validate_commit("", None, -1), Ok(()));
         let (a, mut rx) = join_new(&mut group, &["range"], now);
         rx.try_recv().expect("joined");
-        group.sync(
-            SyncParams {
-                member_id: &a,
-                instance_id: None,
-                generation: 1,
-                protocol: (None, None),
-                assignments: vec![],
-            },
-            now,
-            0,
-        );
+        group.sync(sync_params(&a, 1), now, 0);
         group.complete_sync(1, true, now, 0);
         assert_eq!(group.validate_commit(&a, None, 1), Ok(()));
         assert_eq!(

@@ -55,6 +55,22 @@ pub enum GroupKind {
     Consumer(ConsumerGroup),
 }
 
+impl GroupKind {
+    /// The record that deletes a group of this kind from `__consumer_offsets`.
+    pub fn tombstone(&self, group: &str) -> GroupRecord {
+        match self {
+            GroupKind::Classic(_) => GroupRecord::ClassicGroup {
+                group: group.to_string(),
+                value: None,
+            },
+            GroupKind::Consumer(_) => GroupRecord::ConsumerGroup {
+                group: group.to_string(),
+                epoch: None,
+            },
+        }
+    }
+}
+
 /// A group and its committed offsets.
 pub struct GroupEntry {
     pub kind: GroupKind,
@@ -527,17 +543,7 @@ pub async fn tick(shard: &Rc<Shard>, now: Instant, expire_offsets: bool) {
         }
         for id in dead {
             if let Some(entry) = groups.remove(&id) {
-                let tombstone = match entry.kind {
-                    GroupKind::Classic(_) => GroupRecord::ClassicGroup {
-                        group: id.clone(),
-                        value: None,
-                    },
-                    GroupKind::Consumer(_) => GroupRecord::ConsumerGroup {
-                        group: id.clone(),
-                        epoch: None,
-                    },
-                };
-                writes.push((entry.partition, vec![tombstone]));
+                writes.push((entry.partition, vec![entry.kind.tombstone(&id)]));
             }
         }
     }

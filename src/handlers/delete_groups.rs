@@ -7,8 +7,8 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 
 use super::util::str_bytes;
+use crate::coordinator;
 use crate::coordinator::records::GroupRecord;
-use crate::coordinator::{self, GroupKind};
 use crate::protocol::error_code;
 use crate::server::Shard;
 
@@ -52,16 +52,7 @@ async fn delete_one(shard: &Rc<Shard>, group_id: String) -> i16 {
                         value: None,
                     })
                     .collect();
-                records.push(match entry.kind {
-                    GroupKind::Classic(_) => GroupRecord::ClassicGroup {
-                        group: id.clone(),
-                        value: None,
-                    },
-                    GroupKind::Consumer(_) => GroupRecord::ConsumerGroup {
-                        group: id.clone(),
-                        epoch: None,
-                    },
-                });
+                records.push(entry.kind.tombstone(&id));
                 Ok(records)
             });
             match planned {

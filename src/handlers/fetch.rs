@@ -259,15 +259,10 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
 /// were in the page cache a moment ago; an error gives the partition no records this time
 /// (the consumer fetches again).
 fn read_into_memory(slice: &FileSlice) -> Bytes {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; slice.len];
-    match slice.file.read_exact_at(&mut buf, slice.position) {
-        Ok(()) => Bytes::from(buf),
-        Err(error) => {
-            tracing::warn!(%error, "cannot read records for a fetch response");
-            Bytes::new()
-        }
-    }
+    slice.read_bytes().unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot read records for a fetch response");
+        Bytes::new()
+    })
 }
 
 /// Applies the request to the session cache and returns the partitions to read.

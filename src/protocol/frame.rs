@@ -153,6 +153,9 @@ struct SegmentedBuf {
     /// Bytes in `segments`.
     sealed_len: usize,
     shared: Vec<(Bytes, Piece)>,
+    /// Where the next key is looked for first: fields are encoded in the order the caller
+    /// listed them, so the search usually ends at once.
+    next_shared: usize,
 }
 
 impl SegmentedBuf {
@@ -161,6 +164,7 @@ impl SegmentedBuf {
             segments: Vec::new(),
             current: BytesMut::with_capacity(1024),
             sealed_len: 0,
+            next_shared: 0,
             shared: shared
                 .into_iter()
                 .filter(|(key, piece)| key.len() == piece.len() && key.len() >= MIN_SHARED_BYTES)
@@ -200,12 +204,17 @@ unsafe impl BufMut for SegmentedBuf {
 
     fn put_slice(&mut self, src: &[u8]) {
         if src.len() >= MIN_SHARED_BYTES {
-            let found = self
-                .shared
+            let is_key =
+                |(key, _): &(Bytes, Piece)| key.as_ptr() == src.as_ptr() && key.len() == src.len();
+            let next = self.next_shared;
+            let found = self.shared[next..]
                 .iter()
-                .find(|(key, _)| key.as_ptr() == src.as_ptr() && key.len() == src.len())
-                .map(|(_, piece)| piece.clone());
-            if let Some(segment) = found {
+                .position(is_key)
+                .map(|i| next + i)
+                .or_else(|| self.shared[..next].iter().position(is_key));
+            if let Some(index) = found {
+                self.next_shared = index + 1;
+                let segment = self.shared[index].1.clone();
                 self.seal_current();
                 self.sealed_len += segment.len();
                 self.segments.push(segment);
@@ -281,19 +290,11 @@ mod tests {
 
     /// The bytes a frame stands for, file ranges read from their files.
     fn joined(frame: &Frame) -> Vec<u8> {
-        use std::os::unix::fs::FileExt;
         let mut out = Vec::new();
         for piece in frame {
             match piece {
                 Piece::Memory(bytes) => out.extend_from_slice(bytes),
-                Piece::File(slice) => {
-                    let mut buf = vec![0u8; slice.len];
-                    slice
-                        .file
-                        .read_exact_at(&mut buf, slice.position)
-                        .expect("reads");
-                    out.extend_from_slice(&buf);
-                }
+                Piece::File(slice) => out.extend_from_slice(&slice.read_bytes().expect("reads")),
             }
         }
         out

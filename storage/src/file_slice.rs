@@ -24,6 +24,17 @@ pub struct FileSlice {
     pub len: usize,
 }
 
+impl FileSlice {
+    /// The slice's bytes, read into memory (a blocking `pread`: for bytes already in the page
+    /// cache, or off the hot path).
+    pub fn read_bytes(&self) -> std::io::Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
 /// What a read hands out: bytes in memory, or a range of a segment file.
 #[derive(Debug, Clone)]
 pub enum Records {

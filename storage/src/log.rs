@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use crate::batch::{
@@ -549,6 +549,11 @@ impl Log {
             let mut copy = (log_append_time || records.len() < VECTORED_APPEND_MIN_BYTES)
                 .then(|| BytesMut::from(&records[..]));
             let mut pieces: Vec<Bytes> = Vec::new();
+            // The rewritten base offsets of a piece-wise append, one buffer for all batches.
+            let mut new_base_offsets = BytesMut::new();
+            if copy.is_none() {
+                new_base_offsets.reserve(8 * headers.len());
+            }
             let base_offset = state.log_end_offset;
             let mut offset = base_offset;
             let mut at = 0usize;
@@ -566,7 +571,8 @@ impl Log {
                         }
                     }
                     None => {
-                        pieces.push(Bytes::copy_from_slice(&offset.to_be_bytes()));
+                        new_base_offsets.put_i64(offset);
+                        pieces.push(new_base_offsets.split().freeze());
                         pieces.push(records.slice(at + 8..at + header.total_len()));
                     }
                 }

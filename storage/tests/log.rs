@@ -496,17 +496,12 @@ fn a_gap_left_by_a_crash_during_a_roll_is_closed() {
 
 /// The bytes a shared read stands for, whether in memory or a range of a segment file.
 fn materialize(records: &tidelog_storage::Records) -> Vec<u8> {
-    use std::os::unix::fs::FileExt;
     match records {
         tidelog_storage::Records::Memory(bytes) => bytes.to_vec(),
-        tidelog_storage::Records::File(slice) => {
-            let mut buf = vec![0u8; slice.len];
-            slice
-                .file
-                .read_exact_at(&mut buf, slice.position)
-                .expect("the slice lies inside its file");
-            buf
-        }
+        tidelog_storage::Records::File(slice) => slice
+            .read_bytes()
+            .expect("the slice lies inside its file")
+            .to_vec(),
     }
 }
 
