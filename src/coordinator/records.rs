@@ -259,9 +259,15 @@ fn decode_classic_value(mut value: &[u8]) -> Result<ClassicGroupValue, String> {
     })
 }
 
+/// An int16-length string; one longer than the format allows is cut at a character boundary,
+/// so that what is stored always decodes.
 fn put_string(out: &mut BytesMut, s: &str) {
-    out.put_i16(s.len().min(i16::MAX as usize) as i16);
-    out.put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
+    let mut len = s.len().min(i16::MAX as usize);
+    while !s.is_char_boundary(len) {
+        len -= 1;
+    }
+    out.put_i16(len as i16);
+    out.put_slice(&s.as_bytes()[..len]);
 }
 
 fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) {
@@ -325,6 +331,34 @@ fn get_bytes(buf: &mut &[u8]) -> Result<Bytes, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overlong_string_is_cut_where_it_still_decodes() {
+        let metadata = "é".repeat(20_000); // 40,000 bytes, two per character
+        let record = GroupRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            value: Some(OffsetValue {
+                offset: 5,
+                leader_epoch: -1,
+                metadata: metadata.clone(),
+                commit_timestamp_ms: 1,
+            }),
+        };
+        let (key, value) = record.encode();
+        let decoded = GroupRecord::decode(&key, value.as_deref())
+            .expect("decodes")
+            .expect("a record");
+        let GroupRecord::Offset {
+            value: Some(value), ..
+        } = decoded
+        else {
+            panic!("an offset record");
+        };
+        assert!(metadata.starts_with(&value.metadata));
+        assert!(value.metadata.len() <= i16::MAX as usize && value.metadata.len() > 32_000);
+    }
 
     fn round_trip(record: GroupRecord) {
         let (key, value) = record.encode();
